@@ -1,0 +1,70 @@
+//! What watchdog can observe, and the blocking readers that observe it.
+//!
+//! This crate is the leaf of the workspace: observation types, pure parsers and readers that take
+//! their root path through a constructor. It has no async runtime and knows nothing of signals or
+//! alerting; the root crate turns observations into signals.
+//!
+//! - [`Collector`]: the object-safe trait every collector implements.
+//! - [`proc`]: the `proc` collector, a read-only scan of a /proc tree for matching processes.
+//! - [`mask`]: masking of secrets in command lines, applied before anything leaves a collector.
+//! - [`pattern`]: the pattern language of `WATCHDOG_PROC_PATTERNS` and `WATCHDOG_PROC_EXCLUDE`.
+//!
+//! A collector that could not look returns `Err`; `Ok` with nothing in it means it looked and saw
+//! nothing. The two are never confused: an empty result recovers alerts, an error holds them.
+
+pub mod mask;
+pub mod pattern;
+pub mod proc;
+
+use std::io;
+use std::path::PathBuf;
+
+/// One source of observations, run once per tick on a blocking thread.
+pub trait Collector: Send + Sync {
+    /// The collector's name: its module name and its config token (`proc`).
+    fn name(&self) -> &'static str;
+
+    /// Looks once.
+    ///
+    /// # Errors
+    /// When the collector could not look at all; see [`CollectError`].
+    fn collect(&self) -> Result<Observation, CollectError>;
+}
+
+/// What one successful collection saw.
+#[derive(Debug, Clone)]
+pub enum Observation {
+    Proc(proc::ProcScan),
+}
+
+/// Why a collector could not look. Each variant names the path it concerns.
+#[derive(Debug, thiserror::Error)]
+pub enum CollectError {
+    #[error("{path}: not found")]
+    RootMissing { path: PathBuf },
+    #[error(
+        "{path}: permission denied (hidepid=1, or not allowed to read other users' processes)"
+    )]
+    PermissionDenied { path: PathBuf },
+    #[error(
+        "{root}: pid 1 is not listed, so most processes are hidden from this watchdog \
+         (mounted with hidepid=2 without gid=, or not the host's pid namespace)"
+    )]
+    Blind { root: PathBuf },
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("{path}: malformed: {reason}")]
+    Malformed { path: PathBuf, reason: String },
+}
+
+impl CollectError {
+    /// Classifies an I/O error on `path`: permission errors are their own variant because they
+    /// have their own fix (the hidepid mount options).
+    pub fn from_io(path: PathBuf, source: io::Error) -> Self {
+        match source.kind() {
+            io::ErrorKind::NotFound => CollectError::RootMissing { path },
+            io::ErrorKind::PermissionDenied => CollectError::PermissionDenied { path },
+            _ => CollectError::Io { path, source },
+        }
+    }
+}
