@@ -1,0 +1,431 @@
+//! Configuration from `WATCHDOG_*` environment variables.
+//!
+//! Owns the list of settings, their defaults, their validation and how they are shown. It reads
+//! the variables it is handed (never the process environment itself, so tests pass their own)
+//! and never prints a secret. Every setting here is also in `.env.watchdog.example` and the
+//! README's table; a test keeps the example file identical to [`Config::default`].
+//!
+//! envy does the typed parsing; this module wraps it so that an empty value counts as unset
+//! (the example file can be used as an `env_file`), lists are trimmed, and errors name the full
+//! variable and what it wanted.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use watchdog_collectors::pattern::PatternSet;
+
+/// The prefix of every variable.
+pub const PREFIX: &str = "WATCHDOG_";
+
+/// How matching processes become entities.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupBy {
+    /// One signal per process group: a shell and its pytest, or its xdist workers, are one alert.
+    Pgid,
+    /// One signal per process.
+    Pid,
+}
+
+/// Every setting, named as its variable without the prefix, lower-cased.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// Seconds between ticks of `watchdog run`.
+    pub interval_s: u64,
+    /// The tracing filter (`info`, `watchdog=debug`, ...).
+    pub log: String,
+    pub proc_enabled: bool,
+    pub proc_root: PathBuf,
+    pub proc_patterns: String,
+    pub proc_exclude: String,
+    pub proc_age_min: u64,
+    pub proc_cooldown_s: u64,
+    pub proc_group_by: GroupBy,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            interval_s: 30,
+            log: "info".into(),
+            proc_enabled: false,
+            proc_root: PathBuf::from("/proc"),
+            proc_patterns: "pytest".into(),
+            proc_exclude: String::new(),
+            proc_age_min: 60,
+            proc_cooldown_s: 1800,
+            proc_group_by: GroupBy::Pgid,
+        }
+    }
+}
+
+/// What each variable wants, for error messages. A key missing here falls back to its type.
+const EXPECTS: &[(&str, &str)] = &[
+    ("interval_s", "a whole number of seconds, at least 1"),
+    ("log", "a tracing filter such as info or watchdog=debug"),
+    ("proc_enabled", "true or false"),
+    ("proc_root", "a directory"),
+    (
+        "proc_patterns",
+        "a comma-separated list of substrings or re:<regex> items",
+    ),
+    (
+        "proc_exclude",
+        "a comma-separated list of substrings or re:<regex> items",
+    ),
+    ("proc_age_min", "a whole number of minutes (0 or more)"),
+    ("proc_cooldown_s", "a whole number of seconds (0 or more)"),
+    ("proc_group_by", "pgid or pid"),
+];
+
+/// Keys whose values are never printed. None yet carries a secret; channels will.
+const SECRET_KEYS: &[&str] = &[];
+
+/// A variable whose value could not be used. Shown as one line; exits with status 2.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{var}{shown}: expected {expected}", shown = shown_value(.value.as_deref()))]
+pub struct ConfigError {
+    /// The full variable name.
+    pub var: String,
+    /// The value, unless it may hold a secret.
+    pub value: Option<String>,
+    pub expected: String,
+}
+
+fn shown_value(value: Option<&str>) -> String {
+    value.map(|v| format!("={v:?}")).unwrap_or_default()
+}
+
+/// A `WATCHDOG_*` variable that no setting reads: usually a typo.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownVar {
+    pub var: String,
+    /// The known variable it most resembles, when one is close.
+    pub closest: Option<String>,
+}
+
+impl std::fmt::Display for UnknownVar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} is not a watchdog setting", self.var)?;
+        match &self.closest {
+            Some(closest) => write!(f, " (did you mean {closest}?)"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A loaded configuration and what was odd about the variables it came from.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub config: Config,
+    pub unknown: Vec<UnknownVar>,
+}
+
+impl Config {
+    /// Reads the configuration from `vars` (name, value pairs; other prefixes are ignored).
+    ///
+    /// # Errors
+    /// The first variable whose value is malformed or fails validation.
+    pub fn from_vars<I>(vars: I) -> Result<Loaded, ConfigError>
+    where
+        I: IntoIterator<Item = (String, String)>,
+    {
+        let known = Self::keys();
+        let mut set = BTreeMap::new();
+        let mut unknown = Vec::new();
+        for (name, value) in vars {
+            let Some(key) = name.strip_prefix(PREFIX) else {
+                continue;
+            };
+            let key = key.to_ascii_lowercase();
+            if !known.contains(&key) {
+                unknown.push(UnknownVar {
+                    closest: closest_var(&name),
+                    var: name,
+                });
+                continue;
+            }
+            // Empty counts as unset, so an example file with blank values keeps the defaults.
+            let value = value.trim().to_string();
+            if !value.is_empty() {
+                set.insert(key, value);
+            }
+        }
+        let config: Config = envy::from_iter(set.clone()).map_err(|e| {
+            // Most envy errors name the key; some (an unknown enum variant) do not, and then
+            // the culprit is the variable that fails on its own.
+            let key = envy_key(&e)
+                .filter(|key| set.contains_key(key))
+                .or_else(|| {
+                    set.iter()
+                        .find(|(k, v)| {
+                            envy::from_iter::<_, Config>([((*k).clone(), (*v).clone())]).is_err()
+                        })
+                        .map(|(k, _)| k.clone())
+                })
+                .unwrap_or_default();
+            Self::invalid(&key, set.get(&key).map(String::as_str))
+        })?;
+        config.validate()?;
+        Ok(Loaded { config, unknown })
+    }
+
+    /// Checks what the types alone cannot.
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.interval_s == 0 {
+            return Err(Self::invalid("interval_s", Some("0")));
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log) {
+            return Err(ConfigError {
+                expected: format!("a tracing filter ({e})"),
+                ..Self::invalid("log", Some(&self.log))
+            });
+        }
+        self.proc_pattern_sets()?;
+        Ok(())
+    }
+
+    /// The compiled include and exclude patterns of the proc collector.
+    ///
+    /// # Errors
+    /// An invalid regular expression, or no include pattern at all while the collector is on.
+    pub fn proc_pattern_sets(&self) -> Result<(PatternSet, PatternSet), ConfigError> {
+        let parse = |key: &str, list: &str| {
+            PatternSet::parse(list).map_err(|e| ConfigError {
+                expected: format!("valid patterns; {e}"),
+                ..Self::invalid(key, Some(list))
+            })
+        };
+        let patterns = parse("proc_patterns", &self.proc_patterns)?;
+        let exclude = parse("proc_exclude", &self.proc_exclude)?;
+        if self.proc_enabled && patterns.is_empty() {
+            return Err(ConfigError {
+                expected: "at least one pattern while WATCHDOG_PROC_ENABLED=true".into(),
+                ..Self::invalid("proc_patterns", Some(&self.proc_patterns))
+            });
+        }
+        Ok((patterns, exclude))
+    }
+
+    pub fn interval(&self) -> Duration {
+        Duration::from_secs(self.interval_s)
+    }
+
+    /// The age past which a matching process is stuck, in seconds.
+    pub fn proc_age_threshold_s(&self) -> u64 {
+        self.proc_age_min.saturating_mul(60)
+    }
+
+    fn invalid(key: &str, value: Option<&str>) -> ConfigError {
+        let expected = EXPECTS
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map_or("a valid value", |(_, e)| e);
+        ConfigError {
+            var: format!("{PREFIX}{}", key.to_ascii_uppercase()),
+            value: value
+                .filter(|_| !SECRET_KEYS.contains(&key))
+                .map(str::to_string),
+            expected: expected.to_string(),
+        }
+    }
+
+    /// The setting keys (variable names without the prefix, lower-cased), in display order.
+    pub fn keys() -> Vec<String> {
+        Self::default()
+            .entries()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect()
+    }
+
+    /// Every setting as (key, value as it would be written in the environment).
+    pub fn entries(&self) -> Vec<(String, String)> {
+        let value = serde_json::to_value(self).unwrap_or_default();
+        let Some(object) = value.as_object() else {
+            return Vec::new();
+        };
+        object
+            .iter()
+            .map(|(key, value)| {
+                let text = match value {
+                    serde_json::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                (key.clone(), text)
+            })
+            .collect()
+    }
+
+    /// The effective configuration as `WATCHDOG_*=value` lines, secrets masked.
+    pub fn display_lines(&self) -> Vec<String> {
+        self.entries()
+            .into_iter()
+            .map(|(key, value)| {
+                let shown = if SECRET_KEYS.contains(&key.as_str()) && !value.is_empty() {
+                    "***".to_string()
+                } else {
+                    value
+                };
+                format!("{PREFIX}{}={shown}", key.to_ascii_uppercase())
+            })
+            .collect()
+    }
+}
+
+/// The key envy blames: its messages end in `provided by KEY` or `missing value for field key`.
+fn envy_key(error: &envy::Error) -> Option<String> {
+    match error {
+        envy::Error::MissingValue(field) => Some(field.to_string()),
+        envy::Error::Custom(message) => message
+            .rsplit_once("provided by ")
+            .map(|(_, key)| key.trim().to_ascii_lowercase()),
+    }
+}
+
+/// The known variable nearest to `name`, if it is near enough to be the intended one.
+fn closest_var(name: &str) -> Option<String> {
+    Config::keys()
+        .into_iter()
+        .map(|key| format!("{PREFIX}{}", key.to_ascii_uppercase()))
+        .map(|known| (edit_distance(name, &known), known))
+        .filter(|(distance, known)| *distance <= 3.max(known.len() / 5))
+        .min()
+        .map(|(_, known)| known)
+}
+
+/// Levenshtein distance over bytes; variable names are ASCII.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, &ca) in a.iter().enumerate() {
+        let mut current = vec![i + 1; b.len() + 1];
+        for (j, &cb) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(ca != cb);
+            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
+        }
+        previous = current;
+    }
+    previous[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(vars: &[(&str, &str)]) -> Result<Loaded, ConfigError> {
+        Config::from_vars(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+    }
+
+    #[test]
+    fn defaults_are_the_ones_operators_rely_on() {
+        let config = load(&[]).unwrap().config;
+        assert_eq!(config, Config::default());
+        assert!(!config.proc_enabled);
+        assert_eq!(config.proc_age_min, 60);
+        assert_eq!(config.proc_patterns, "pytest");
+        assert_eq!(config.proc_cooldown_s, 1800);
+        assert_eq!(config.proc_root, PathBuf::from("/proc"));
+        assert_eq!(config.interval_s, 30);
+        assert_eq!(config.proc_group_by, GroupBy::Pgid);
+    }
+
+    #[test]
+    fn values_are_read_and_empty_ones_count_as_unset() {
+        let config = load(&[
+            ("WATCHDOG_PROC_ENABLED", "true"),
+            ("WATCHDOG_PROC_AGE_MIN", " 5 "),
+            ("WATCHDOG_PROC_GROUP_BY", "pid"),
+            ("WATCHDOG_PROC_PATTERNS", ""),
+            ("WATCHDOG_INTERVAL_S", ""),
+            ("OTHER_PROC_AGE_MIN", "7"),
+        ])
+        .unwrap()
+        .config;
+        assert!(config.proc_enabled);
+        assert_eq!(config.proc_age_min, 5);
+        assert_eq!(config.proc_group_by, GroupBy::Pid);
+        assert_eq!(config.proc_patterns, "pytest");
+        assert_eq!(config.interval_s, 30);
+    }
+
+    #[test]
+    fn bad_values_name_the_full_variable_and_what_it_wanted() {
+        let cases: &[(&str, &str, &str)] = &[
+            ("WATCHDOG_PROC_AGE_MIN", "abc", "whole number of minutes"),
+            ("WATCHDOG_PROC_AGE_MIN", "-5", "whole number of minutes"),
+            ("WATCHDOG_PROC_COOLDOWN_S", "1.5", "whole number of seconds"),
+            ("WATCHDOG_INTERVAL_S", "0", "at least 1"),
+            ("WATCHDOG_INTERVAL_S", "-1", "at least 1"),
+            ("WATCHDOG_PROC_ENABLED", "maybe", "true or false"),
+            ("WATCHDOG_PROC_ENABLED", "1", "true or false"),
+            ("WATCHDOG_PROC_GROUP_BY", "session", "pgid or pid"),
+            ("WATCHDOG_PROC_PATTERNS", "re:(", "valid patterns"),
+            ("WATCHDOG_PROC_EXCLUDE", "ok, re:[z-a]", "valid patterns"),
+            ("WATCHDOG_LOG", "watchdog=loud", "tracing filter"),
+        ];
+        for (var, value, wanted) in cases {
+            let err = load(&[(var, value)]).expect_err(var);
+            assert_eq!(&err.var, var, "{var}={value}");
+            let line = err.to_string();
+            assert!(line.starts_with(var), "{var}={value}: {line}");
+            assert!(line.contains(wanted), "{var}={value}: {line}");
+            assert!(!line.contains('\n'), "{var}={value}: {line}");
+        }
+    }
+
+    #[test]
+    fn enabling_proc_without_any_pattern_is_an_error() {
+        let err = load(&[
+            ("WATCHDOG_PROC_ENABLED", "true"),
+            ("WATCHDOG_PROC_PATTERNS", " , "),
+        ])
+        .unwrap_err();
+        assert_eq!(err.var, "WATCHDOG_PROC_PATTERNS");
+    }
+
+    #[test]
+    fn unknown_variables_are_reported_with_the_closest_known_one() {
+        let loaded = load(&[
+            ("WATCHDOG_PROC_ENABLE", "true"),
+            ("WATCHDOG_INTERVALS", "5"),
+            ("WATCHDOG_SOMETHING_ELSE_ENTIRELY", "x"),
+        ])
+        .unwrap();
+        let closest: Vec<_> = loaded
+            .unknown
+            .iter()
+            .map(|u| u.closest.as_deref())
+            .collect();
+        assert_eq!(
+            closest,
+            [
+                Some("WATCHDOG_PROC_ENABLED"),
+                Some("WATCHDOG_INTERVAL_S"),
+                None
+            ]
+        );
+        assert!(
+            !loaded.config.proc_enabled,
+            "a typo must not switch anything on"
+        );
+    }
+
+    #[test]
+    fn display_lines_name_every_variable() {
+        let lines = Config::default().display_lines();
+        assert!(lines.contains(&"WATCHDOG_PROC_ENABLED=false".to_string()));
+        assert!(lines.contains(&"WATCHDOG_PROC_EXCLUDE=".to_string()));
+        assert_eq!(lines.len(), Config::keys().len());
+    }
+
+    #[test]
+    fn edit_distance_counts_edits() {
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("same", "same"), 0);
+    }
+}

@@ -1,0 +1,55 @@
+//! Signals: what one tick concluded about each entity, before any alerting.
+//!
+//! Owns the signal types and the pure builders that turn a collector's observations into them
+//! (one submodule per collector). Builders read nothing and keep nothing: the same observations
+//! and thresholds always give the same signals.
+
+pub mod proc;
+
+use serde::{Deserialize, Serialize};
+
+/// What a signal is about. Each kind has its own cooldown and its own alert text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// A matching process (or process group) has run past the age threshold.
+    ProcBlocking,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::ProcBlocking => "proc_blocking",
+        }
+    }
+
+    /// The collector whose observations produce this kind.
+    pub fn collector(self) -> &'static str {
+        match self {
+            Kind::ProcBlocking => "proc",
+        }
+    }
+}
+
+/// One entity's state this tick.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Signal {
+    pub kind: Kind,
+    /// Stable across ticks for the same thing, different for a different thing (`proc:<pid>:<start ticks>`).
+    pub entity: String,
+    /// Whether the thing is wrong now.
+    pub active: bool,
+    pub facts: Facts,
+}
+
+/// What a signal knows about its entity, by kind.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Facts {
+    Proc(proc::ProcFacts),
+}
+
+/// Sorts signals for display and output: by kind, active first, then by entity id.
+pub fn sort(signals: &mut [Signal]) {
+    signals.sort_by(|a, b| (a.kind, !a.active, &a.entity).cmp(&(b.kind, !b.active, &b.entity)));
+}
