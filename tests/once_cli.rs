@@ -1,0 +1,246 @@
+//! `watchdog once` and `watchdog check-config`, run as the binary over fixture trees.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/proc")
+}
+
+/// Runs the binary with only the given variables (and PATH) in its environment.
+fn watchdog(args: &[&str], vars: &[(&str, &str)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_watchdog"))
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .envs(vars.iter().copied())
+        .output()
+        .expect("the watchdog binary runs")
+}
+
+/// `once` over a scenario with the proc collector on, plus `extra` variables.
+fn once(scenario: &str, args: &[&str], extra: &[(&str, &str)]) -> Output {
+    let root = fixtures().join(scenario);
+    let root = root.to_str().unwrap();
+    let mut vars = vec![
+        ("WATCHDOG_PROC_ENABLED", "true"),
+        ("WATCHDOG_PROC_ROOT", root),
+    ];
+    vars.extend_from_slice(extra);
+    watchdog(&[&["once"], args].concat(), &vars)
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8(output.stdout.clone())
+        .unwrap()
+        .replace(fixtures().to_str().unwrap(), "[fixtures]")
+}
+
+fn json(output: &Output) -> serde_json::Value {
+    serde_json::from_slice(&output.stdout).expect("once --json prints one JSON object")
+}
+
+const SCENARIOS: &[&str] = &[
+    "orphaned_pytest",
+    "young_pytest",
+    "comm_with_parens",
+    "kernel_thread_and_zombie",
+    "vanished_mid_scan",
+    "truncated_stat",
+    "cmdline_with_secrets",
+    "non_utf8_cmdline",
+    "huge_cmdline",
+    "excluded_match",
+    "process_group",
+    "no_pid_one",
+];
+
+#[test]
+fn once_json_per_scenario() {
+    for scenario in SCENARIOS {
+        let exclude = [("WATCHDOG_PROC_EXCLUDE", "pytest-watch, re:--collect-only")];
+        let extra: &[(&str, &str)] = if *scenario == "excluded_match" {
+            &exclude
+        } else {
+            &[]
+        };
+        let output = once(scenario, &["--json"], extra);
+        assert!(output.status.success(), "{scenario}: {output:?}");
+        insta::assert_snapshot!(format!("once_json__{scenario}"), stdout(&output));
+    }
+}
+
+#[test]
+fn once_json_grouped_by_pid() {
+    let output = once(
+        "process_group",
+        &["--json"],
+        &[("WATCHDOG_PROC_GROUP_BY", "pid")],
+    );
+    insta::assert_snapshot!(stdout(&output));
+}
+
+#[test]
+fn once_table_shows_active_signals_first() {
+    let output = once("process_group", &[], &[("WATCHDOG_PROC_AGE_MIN", "120")]);
+    assert!(output.status.success());
+    insta::assert_snapshot!(stdout(&output));
+}
+
+#[test]
+fn once_table_says_why_a_collector_failed() {
+    let output = once("no_pid_one", &[], &[]);
+    assert!(
+        output.status.success(),
+        "a failed collector is reported, not fatal"
+    );
+    insta::assert_snapshot!(stdout(&output));
+}
+
+#[test]
+fn once_json_contract_fields() {
+    let report = json(&once("orphaned_pytest", &["--json"], &[]));
+    let collector = &report["collectors"][0];
+    for (field, want) in [
+        ("name", serde_json::json!("proc")),
+        ("enabled", true.into()),
+        ("ok", true.into()),
+        ("observed", 1.into()),
+        ("vanished", 0.into()),
+        ("unreadable", 0.into()),
+        ("error", serde_json::Value::Null),
+    ] {
+        assert_eq!(collector[field], want, "collectors[0].{field}");
+    }
+    let signal = &report["signals"][0];
+    assert_eq!(signal["kind"], "proc_blocking");
+    assert_eq!(signal["entity"], "proc:7:9280000");
+    assert_eq!(signal["active"], true);
+    let facts = &signal["facts"];
+    for (field, want) in [
+        ("pid", serde_json::json!(7)),
+        ("ppid", 1.into()),
+        ("pgid", 7.into()),
+        ("age_s", 7200.into()),
+        ("orphaned", true.into()),
+        ("parent", "tini".into()),
+        ("cpu_pct", 0.1.into()),
+        ("rss_bytes", 8_388_608.into()),
+        ("cmdline", "/usr/bin/python3 -m pytest tests/ -x".into()),
+    ] {
+        assert_eq!(facts[field], want, "facts.{field}");
+    }
+}
+
+#[test]
+fn once_lists_a_disabled_collector_and_opens_nothing() {
+    // The root does not exist: had the collector looked, it would have failed.
+    let output = watchdog(
+        &["once", "--json", "--check"],
+        &[("WATCHDOG_PROC_ROOT", "/nonexistent/proc")],
+    );
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let report = json(&output);
+    assert_eq!(report["collectors"][0]["name"], "proc");
+    assert_eq!(report["collectors"][0]["enabled"], false);
+    assert_eq!(report["signals"], serde_json::json!([]));
+}
+
+#[test]
+fn once_check_exit_codes() {
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], i32);
+    let cases: &[Case] = &[
+        ("orphaned_pytest", &[], 1),
+        ("young_pytest", &[], 0),
+        ("orphaned_pytest", &[("WATCHDOG_PROC_AGE_MIN", "121")], 0),
+        ("orphaned_pytest", &[("WATCHDOG_PROC_AGE_MIN", "119")], 1),
+        ("kernel_thread_and_zombie", &[], 0),
+        ("no_pid_one", &[], 3),
+    ];
+    for (scenario, extra, want) in cases {
+        let output = once(scenario, &["--check"], extra);
+        assert_eq!(
+            output.status.code(),
+            Some(*want),
+            "{scenario} {extra:?}: {output:?}"
+        );
+        let plain = once(scenario, &[], extra);
+        assert_eq!(
+            plain.status.code(),
+            Some(0),
+            "without --check, {scenario} exits 0"
+        );
+    }
+}
+
+#[test]
+fn bad_config_exits_2_with_one_line_naming_the_variable() {
+    let cases: &[(&str, &str)] = &[
+        ("WATCHDOG_PROC_AGE_MIN", "abc"),
+        ("WATCHDOG_PROC_AGE_MIN", "-1"),
+        ("WATCHDOG_INTERVAL_S", "0"),
+        ("WATCHDOG_PROC_ENABLED", "maybe"),
+        ("WATCHDOG_PROC_PATTERNS", "re:(["),
+        ("WATCHDOG_PROC_GROUP_BY", "tree"),
+    ];
+    for (var, value) in cases {
+        for command in ["once", "check-config"] {
+            let output = watchdog(&[command], &[(var, value)]);
+            assert_eq!(output.status.code(), Some(2), "{command} {var}={value}");
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert_eq!(
+                stderr.lines().count(),
+                1,
+                "{command} {var}={value}: {stderr}"
+            );
+            assert!(stderr.contains(var), "{command} {var}={value}: {stderr}");
+            assert!(output.stdout.is_empty(), "{command} {var}={value}");
+        }
+    }
+}
+
+#[test]
+fn check_config_prints_the_effective_config() {
+    let output = watchdog(&["check-config"], &[("WATCHDOG_PROC_AGE_MIN", "15")]);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    insta::assert_snapshot!(stdout(&output));
+}
+
+#[test]
+fn an_unknown_variable_warns_in_once_and_fails_check_config() {
+    let typo = [("WATCHDOG_PROC_ENABLE", "true")];
+    let output = watchdog(&["once", "--json"], &typo);
+    assert_eq!(output.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("did you mean WATCHDOG_PROC_ENABLED?"),
+        "{stderr}"
+    );
+    assert_eq!(json(&output)["collectors"][0]["enabled"], false);
+
+    let output = watchdog(&["check-config"], &typo);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("WATCHDOG_PROC_ENABLE "), "{stderr}");
+}
+
+#[test]
+fn the_example_env_file_works_as_is() {
+    let example = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(".env.watchdog.example"),
+    )
+    .unwrap();
+    let vars: Vec<(String, String)> = example
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), String::new() + v))
+        .collect();
+    let output = Command::new(env!("CARGO_BIN_EXE_watchdog"))
+        .arg("check-config")
+        .env_clear()
+        .envs(vars)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+}

@@ -1,0 +1,120 @@
+//! What `watchdog once` opens, proven with a syscall trace (strace, from Debian; `.ci/run`
+//! installs it): nothing under the proc root when the collector is off, and only the files the
+//! scan needs when it is on. Never `environ`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The paths `watchdog once` opened, from `strace -f -e trace=open,openat,openat2`.
+fn opened_paths(vars: &[(&str, &str)]) -> Vec<String> {
+    let trace = tempfile::NamedTempFile::new().unwrap();
+    let status = Command::new("strace")
+        .args(["-f", "-qq", "-e", "trace=open,openat,openat2", "-o"])
+        .arg(trace.path())
+        .arg(env!("CARGO_BIN_EXE_watchdog"))
+        .args(["once", "--json"])
+        .env_clear()
+        .envs(vars.iter().copied())
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("strace is installed (apt-get install strace; .ci/run does)");
+    assert!(status.success(), "{status}");
+    let text = std::fs::read_to_string(trace.path()).unwrap();
+    text.lines()
+        .filter_map(|line| {
+            let start = line.find('"')? + 1;
+            let len = line[start..].find('"')?;
+            Some(line[start..start + len].to_string())
+        })
+        .collect()
+}
+
+fn fixture(scenario: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/proc")
+        .join(scenario)
+}
+
+#[test]
+fn a_disabled_proc_collector_opens_nothing_under_its_root() {
+    let root = fixture("process_group");
+    let opened = opened_paths(&[("WATCHDOG_PROC_ROOT", root.to_str().unwrap())]);
+    assert!(!opened.is_empty(), "the trace saw the binary start");
+    let under_root: Vec<_> = opened
+        .iter()
+        .filter(|p| p.starts_with(root.to_str().unwrap()))
+        .collect();
+    assert!(under_root.is_empty(), "{under_root:?}");
+    let under_proc: Vec<_> = opened
+        .iter()
+        .filter(|p| p.starts_with("/proc/") && !is_runtime_self(p))
+        .collect();
+    assert!(under_proc.is_empty(), "{under_proc:?}");
+}
+
+#[test]
+fn a_fixture_scan_opens_only_uptime_cmdline_and_stat() {
+    let root = fixture("process_group");
+    let prefix = format!("{}/", root.to_str().unwrap());
+    let opened = opened_paths(&[
+        ("WATCHDOG_PROC_ENABLED", "true"),
+        ("WATCHDOG_PROC_ROOT", root.to_str().unwrap()),
+    ]);
+    let under_root: Vec<&str> = opened
+        .iter()
+        .filter_map(|p| {
+            p.strip_prefix(&prefix)
+                .or((p == root.to_str().unwrap()).then_some(""))
+        })
+        .collect();
+    assert!(under_root.contains(&"uptime"), "{under_root:?}");
+    assert!(under_root.contains(&"101/cmdline"), "{under_root:?}");
+    for path in &under_root {
+        assert!(allowed_under_root(path), "opened {path}");
+    }
+    // stat is read for matches and their parents only: never for the orchestrator's siblings.
+    assert!(
+        !under_root.contains(&"2/stat"),
+        "kthreadd matches nothing and parents nothing"
+    );
+}
+
+#[test]
+fn a_live_scan_never_opens_environ_or_status() {
+    let opened = opened_paths(&[
+        ("WATCHDOG_PROC_ENABLED", "true"),
+        ("WATCHDOG_PROC_PATTERNS", "re:."),
+    ]);
+    let per_process: Vec<&String> = opened
+        .iter()
+        .filter(|p| p.starts_with("/proc/") && !is_runtime_self(p))
+        .collect();
+    assert!(
+        per_process.iter().any(|p| p.ends_with("/stat")),
+        "the scan read stat files"
+    );
+    for path in &per_process {
+        let rest = &path["/proc/".len()..];
+        assert!(allowed_under_root(rest), "opened {path}");
+    }
+    assert!(
+        opened.iter().all(|p| !p.contains("environ")),
+        "environ was opened"
+    );
+}
+
+/// What a scan may open under its root: the root itself, `uptime`, and a pid's dir, `cmdline`
+/// and `stat`.
+fn allowed_under_root(path: &str) -> bool {
+    match path.split_once('/') {
+        None => path.is_empty() || path == "uptime" || path.bytes().all(|b| b.is_ascii_digit()),
+        Some((pid, file)) => {
+            pid.bytes().all(|b| b.is_ascii_digit()) && (file == "cmdline" || file == "stat")
+        }
+    }
+}
+
+/// Opens the Rust runtime makes of its own process at start (stack guard, allocator).
+fn is_runtime_self(path: &str) -> bool {
+    path.starts_with("/proc/self/") || path.starts_with("/proc/thread-self/")
+}
