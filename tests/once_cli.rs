@@ -66,6 +66,11 @@ fn once_json_per_scenario() {
         };
         let output = once(scenario, &["--json"], extra);
         assert!(output.status.success(), "{scenario}: {output:?}");
+        // Every secret value in the fixtures contains this word.
+        assert!(
+            !stdout(&output).contains("SECRET"),
+            "{scenario} leaked a secret"
+        );
         insta::assert_snapshot!(format!("once_json__{scenario}"), stdout(&output));
     }
 }

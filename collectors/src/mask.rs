@@ -72,12 +72,16 @@ fn mask_argument(arg: &str, out: &mut String) -> bool {
         let word_len = rest.find(char::is_whitespace).unwrap_or(rest.len());
         let (word, tail) = rest.split_at(word_len);
         if !word.is_empty() {
-            if mask_next {
+            mask_next = if mask_next && !is_scheme(word) {
                 out.push_str(MASK);
-                mask_next = false;
+                false
+            } else if mask_next {
+                // `Authorization: Bearer x`: the secret is the word after the scheme.
+                out.push_str(word);
+                true
             } else {
-                mask_next = mask_word(word, out);
-            }
+                mask_word(word, out)
+            };
         }
         let space_len = tail
             .find(|c: char| !c.is_whitespace())
@@ -92,6 +96,11 @@ fn mask_argument(arg: &str, out: &mut String) -> bool {
 fn mask_word(word: &str, out: &mut String) -> bool {
     let flag_name = word.trim_start_matches('-');
     let is_flag = flag_name.len() < word.len() && !flag_name.is_empty();
+    if let Some(key) = word.strip_suffix(':') {
+        // A key of a JSON, YAML or header line: `"GITHUB_TOKEN": "v"`, `Authorization: v`.
+        out.push_str(&mask_inline_pairs(word));
+        return looks_secret(key.trim_matches(KEY_PUNCTUATION));
+    }
     match word.split_once('=') {
         Some((name, _)) if looks_secret(name.trim_start_matches('-')) => {
             out.push_str(name);
@@ -100,7 +109,7 @@ fn mask_word(word: &str, out: &mut String) -> bool {
             false
         }
         Some(_) => {
-            out.push_str(&mask_url_passwords(word));
+            out.push_str(&mask_url_passwords(&mask_inline_pairs(word)));
             false
         }
         None if is_flag && looks_secret(flag_name) => {
@@ -108,12 +117,46 @@ fn mask_word(word: &str, out: &mut String) -> bool {
             true
         }
         None => {
-            out.push_str(&mask_url_passwords(word));
-            CREDENTIAL_SCHEMES
-                .iter()
-                .any(|scheme| word.eq_ignore_ascii_case(scheme))
+            out.push_str(&mask_url_passwords(&mask_inline_pairs(word)));
+            is_scheme(word)
         }
     }
+}
+
+/// Quotes and brackets around a key of a JSON or dict literal.
+const KEY_PUNCTUATION: &[char] = &['"', '\'', '{', '[', ',', '(', ' '];
+
+fn is_scheme(word: &str) -> bool {
+    CREDENTIAL_SCHEMES
+        .iter()
+        .any(|scheme| word.eq_ignore_ascii_case(scheme))
+}
+
+/// Masks the values of secret-looking keys in compact JSON inside one word:
+/// `{"token":"abc","user":"u"}` becomes `{"token":"***","user":"u"}`.
+fn mask_inline_pairs(word: &str) -> String {
+    let mut out = String::with_capacity(word.len());
+    let mut rest = word;
+    while let Some(colon) = rest.find("\":") {
+        let (before, after) = rest.split_at(colon + 2);
+        out.push_str(before);
+        let key_start = before[..colon].rfind('"').map_or(0, |q| q + 1);
+        let key = &before[key_start..colon];
+        rest = after;
+        // A key that ends the word has its value in the next word: mask_word handles it.
+        if !looks_secret(key) || after.is_empty() {
+            continue;
+        }
+        // The value runs to the closing quote of a string, or to the next `,` or `}`.
+        let (value_len, quoted) = match after.strip_prefix('"') {
+            Some(inner) => (inner.find('"').map_or(inner.len(), |end| end + 2), true),
+            None => (after.find([',', '}']).unwrap_or(after.len()), false),
+        };
+        out.push_str(if quoted { "\"***\"" } else { MASK });
+        rest = &after[value_len.min(after.len())..];
+    }
+    out.push_str(rest);
+    out
 }
 
 fn looks_secret(name: &str) -> bool {
@@ -256,6 +299,37 @@ mod tests {
     fn bearer_credentials_are_masked() {
         let got = masked(&["curl", "-H", "Authorization: Bearer abc.def", "https://h"]);
         assert_eq!(got, "curl -H Authorization: Bearer *** https://h");
+    }
+
+    #[test]
+    fn values_of_secret_keys_in_json_and_headers_are_masked() {
+        let cases: &[(&[&str], &str)] = &[
+            (
+                &[
+                    "agent",
+                    "--env",
+                    r#"{"HOME": "/root", "GITHUB_TOKEN": "ghp_x", "LANG": "C"}"#,
+                ],
+                r#"agent --env {"HOME": "/root", "GITHUB_TOKEN": *** "LANG": "C"}"#,
+            ),
+            (
+                &["agent", r#"--env={"api_key":"k1","user":"u","token":7}"#],
+                r#"agent --env={"api_key":"***","user":"u","token":***}"#,
+            ),
+            (&["x", "password:", "p"], "x password: ***"),
+            (
+                &["curl", "-H", "X-Auth-Token: abc"],
+                "curl -H X-Auth-Token: ***",
+            ),
+            (
+                &["curl", "-H", "Authorization: Basic dXNlcg=="],
+                "curl -H Authorization: Basic ***",
+            ),
+            (&["x", "note:", "hello"], "x note: hello"),
+        ];
+        for (argv, want) in cases {
+            assert_eq!(masked(argv), *want, "argv {argv:?}");
+        }
     }
 
     #[test]

@@ -204,7 +204,8 @@ impl ProcCollector {
             comm: stat.comm,
             cmdline,
             parent_comm,
-            group_leader_alive: pids.binary_search(&pgid).is_ok(),
+            // pgid 0 is no group (pid 1, kernel threads): there is no leader to lose.
+            group_leader_alive: pgid == 0 || pids.binary_search(&pgid).is_ok(),
         }
     }
 }

@@ -97,12 +97,17 @@ fn a_truncated_stat_is_unreadable_and_the_rest_is_used() {
 #[test]
 fn secrets_never_leave_the_collector() {
     let scan = scan("cmdline_with_secrets");
-    let cmdline = &scan.processes[0].cmdline;
-    assert!(!cmdline.contains("SECRET"), "{cmdline}");
+    for p in &scan.processes {
+        assert!(!p.cmdline.contains("SECRET"), "{}", p.cmdline);
+    }
+    let cmdlines: Vec<&str> = scan.processes.iter().map(|p| p.cmdline.as_str()).collect();
     assert_eq!(
-        cmdline,
-        "env GITHUB_TOKEN=*** pytest --token *** --api-key=*** \
-         --db=postgres://app:***@db:5432/test --password *** tests/"
+        cmdlines,
+        [
+            "env GITHUB_TOKEN=*** pytest --token *** --api-key=*** \
+             --db=postgres://app:***@db:5432/test --password *** tests/",
+            r#"agent-run --env {"HOME": "/root", "GITHUB_TOKEN": *** "LANG": "C"} --config={"api_key":"***","user":"ci"} -H Authorization: Bearer *** -- pytest tests/"#,
+        ]
     );
 }
 
@@ -207,6 +212,17 @@ impl Tree {
             ),
         );
     }
+}
+
+#[test]
+fn a_process_without_a_group_has_no_leader_to_lose() {
+    let tree = Tree::new();
+    tree.process(1, "init", &["init", "pytest"], 0, 99_000);
+    let stat = fs::read_to_string(tree.root.join("1/stat")).unwrap();
+    tree.file("1/stat", stat.replacen("S 0 1 1", "S 0 0 0", 1));
+    let scan = collector(tree.root.clone(), "pytest", "").scan().unwrap();
+    assert_eq!(scan.processes[0].pgid, 0);
+    assert!(scan.processes[0].group_leader_alive);
 }
 
 #[test]
