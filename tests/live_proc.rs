@@ -22,13 +22,17 @@ impl Drop for GroupGuard {
     }
 }
 
-/// Starts `sh -c 'sleep 300; :' <marker>` from a parent shell that exits at once, so the
+/// Starts `sh -c '...; sleep 300; :' <marker>` from a parent shell that exits at once, so the
 /// matching shell is orphaned. `setsid` puts it in a process group of its own; without it, it
 /// stays in the dead parent's group. Returns (parent pid, orphan pid).
+///
+/// The orphan prints its own pid once it runs (after `setsid` and `exec`), then lets go of the
+/// pipe; reading the pipe to its end is what waits for it to be in place.
 fn spawn_orphan(marker: &str, setsid: bool) -> (u32, u32) {
     let launcher = if setsid { "setsid " } else { "" };
-    let script =
-        format!("{launcher}sh -c 'sleep 300; :' {marker} >/dev/null 2>&1 </dev/null & echo $!");
+    let script = format!(
+        "{launcher}sh -c 'echo $$; exec >/dev/null 2>&1 </dev/null; sleep 300; :' {marker} &"
+    );
     let child = Command::new("sh")
         .args(["-c", &script])
         .process_group(0)
@@ -47,20 +51,27 @@ fn spawn_orphan(marker: &str, setsid: bool) -> (u32, u32) {
     (parent, orphan)
 }
 
-fn scan_for(marker: &str) -> Vec<Signal> {
+/// The signal of `pid` from a scan of the live /proc for `marker`. A child the orphan is
+/// forking carries the same command line until it execs, so other matches may come and go.
+fn scan_for(marker: &str, pid: u32) -> Signal {
     let collector = ProcCollector::new(ProcConfig::with_system_units(
         PathBuf::from("/proc"),
         PatternSet::parse(marker).unwrap(),
         PatternSet::default(),
     ));
     let scan = collector.scan().expect("the live /proc can be scanned");
-    build(
+    let signals = build(
         &scan,
         &ProcRules {
             age_threshold_s: 3600,
             group_by: GroupBy::Pid,
         },
-    )
+    );
+    signals
+        .iter()
+        .find(|s| facts(s).pid == pid)
+        .unwrap_or_else(|| panic!("pid {pid} not found among {signals:?}"))
+        .clone()
 }
 
 fn facts(signal: &Signal) -> &ProcFacts {
@@ -79,18 +90,15 @@ fn an_orphan_whose_group_leader_died_is_found_and_orphaned() {
     let marker = format!("pytest-watchdog-live-{}-a", std::process::id());
     let (parent, orphan) = spawn_orphan(&marker, false);
     let _guard = GroupGuard(parent);
-    let signals = scan_for(&marker);
-
-    assert_eq!(signals.len(), 1, "{signals:?}");
-    let f = facts(&signals[0]);
-    assert_eq!(f.pid, orphan);
+    let signal = scan_for(&marker, orphan);
+    let f = facts(&signal);
     assert_eq!(f.pgid, parent, "it stayed in its dead parent's group");
     assert_ne!(f.ppid, parent, "its parent is gone: it was re-parented");
     assert!(f.orphaned, "the leader of its process group is gone: {f:?}");
     assert!(f.cmdline.contains(&marker), "{}", f.cmdline);
     assert!(f.age_s < 600, "just started: {}", f.age_s);
-    assert!(!signals[0].active);
-    assert!(signals[0].entity.starts_with(&format!("proc:{orphan}:")));
+    assert!(!signal.active);
+    assert!(signal.entity.starts_with(&format!("proc:{orphan}:")));
 }
 
 #[test]
@@ -98,11 +106,8 @@ fn an_orphan_adopted_by_init_or_a_reaper_is_orphaned() {
     let marker = format!("pytest-watchdog-live-{}-b", std::process::id());
     let (parent, orphan) = spawn_orphan(&marker, true);
     let _guard = GroupGuard(orphan);
-    let signals = scan_for(&marker);
-
-    assert_eq!(signals.len(), 1, "{signals:?}");
-    let f = facts(&signals[0]);
-    assert_eq!(f.pid, orphan);
+    let signal = scan_for(&marker, orphan);
+    let f = facts(&signal);
     assert_eq!(f.pgid, orphan, "setsid made it its own group's leader");
     assert_ne!(f.ppid, parent, "its parent is gone: it was re-parented");
     let adopter = f.ppid;
