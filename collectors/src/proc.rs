@@ -26,6 +26,9 @@ use crate::{CollectError, Collector, Observation};
 /// `ESRCH`: a /proc file whose process exited after it was opened.
 const ESRCH: i32 = 3;
 
+/// `PF_KTHREAD` in the flags field of `stat`: a kernel thread.
+const PF_KTHREAD: u32 = 0x0020_0000;
+
 /// What the proc collector needs; everything comes through here, nothing from globals.
 #[derive(Debug, Clone)]
 pub struct ProcConfig {
@@ -154,6 +157,8 @@ impl ProcCollector {
             match reader.read_stat(pid)? {
                 StatRead::Gone => scan.vanished += 1,
                 StatRead::Failed => scan.unreadable.push(pid),
+                // Their command line is empty on a real kernel; the stat says so for certain.
+                StatRead::Stat(stat) if is_zombie_or_kernel_thread(&stat) => {}
                 StatRead::Stat(stat) => matches.push((*stat, mask_cmdline(&argv))),
             }
         }
@@ -265,11 +270,12 @@ fn own_pid(root: &Path) -> Option<u32> {
     parse_pid(target.to_str()?)
 }
 
-/// Splits a raw `cmdline` into arguments: NUL-separated, the trailing NUL dropped, non-UTF-8
-/// bytes replaced. Some processes rewrite their argv into one space-separated string with no
-/// NULs; that stays one argument, which reads the same once joined.
+/// Splits a raw `cmdline` into arguments: NUL-separated, trailing NULs dropped, non-UTF-8
+/// bytes replaced. Some processes rewrite their argv into one space-separated string padded
+/// with NULs (setproctitle); that stays one argument, which reads the same once joined.
 pub fn split_cmdline(raw: &[u8]) -> Vec<String> {
-    let raw = raw.strip_suffix(b"\0").unwrap_or(raw);
+    let end = raw.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    let raw = &raw[..end];
     if raw.is_empty() {
         return Vec::new();
     }
@@ -384,6 +390,11 @@ impl<'r> Reader<'r> {
     }
 }
 
+/// A zombie (or dead) process runs nothing; a kernel thread is not work anyone started.
+fn is_zombie_or_kernel_thread(stat: &Stat) -> bool {
+    matches!(stat.state, 'Z' | 'X' | 'x') || stat.flags & PF_KTHREAD != 0
+}
+
 fn is_gone(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(ESRCH)
 }
@@ -464,8 +475,10 @@ mod tests {
     #[test]
     fn cmdline_splits_on_nul_and_decodes_lossily() {
         assert_eq!(split_cmdline(b"pytest\0-x\0"), ["pytest", "-x"]);
-        assert_eq!(split_cmdline(b"pytest\0\0"), ["pytest", ""]);
+        assert_eq!(split_cmdline(b"pytest\0\0"), ["pytest"]);
+        assert_eq!(split_cmdline(b"a\0\0b\0"), ["a", "", "b"]);
         assert_eq!(split_cmdline(b"nginx: worker"), ["nginx: worker"]);
+        assert_eq!(split_cmdline(b"nginx: worker\0\0\0\0"), ["nginx: worker"]);
         assert_eq!(split_cmdline(b"py\xfftest\0"), ["py\u{fffd}test"]);
         assert!(split_cmdline(b"").is_empty());
         assert!(split_cmdline(b"\0").is_empty());

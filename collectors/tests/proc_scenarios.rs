@@ -226,6 +226,20 @@ fn a_process_without_a_group_has_no_leader_to_lose() {
 }
 
 #[test]
+fn a_zombie_or_kernel_thread_never_matches_even_with_a_cmdline() {
+    let tree = Tree::new();
+    tree.process(1, "init", &["init"], 0, 99_000);
+    tree.process(5, "pytest", &["pytest"], 1, 9_000);
+    tree.process(6, "pytest", &["pytest"], 1, 9_000);
+    tree.process(7, "pytest", &["pytest"], 1, 9_000);
+    let stat = |pid| fs::read_to_string(tree.root.join(format!("{pid}/stat"))).unwrap();
+    tree.file("5/stat", stat(5).replacen(") S ", ") Z ", 1));
+    tree.file("6/stat", stat(6).replacen(" -1 0 ", " -1 2097152 ", 1));
+    let scan = collector(tree.root.clone(), "pytest", "").scan().unwrap();
+    assert_eq!(pids(&scan), [7]);
+}
+
+#[test]
 fn a_missing_root_is_an_error_naming_it() {
     let tree = Tree::new();
     let missing = tree.root.join("nope");
