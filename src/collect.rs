@@ -9,6 +9,7 @@ use watchdog_collectors::proc::{ProcCollector, ProcConfig};
 use watchdog_collectors::{CollectError, Collector, Observation};
 
 use crate::config::{Config, ConfigError};
+use crate::engine::CollectorTick;
 use crate::signals::{self, proc::ProcRules, Signal};
 
 /// Every collector watchdog knows, in the fixed order of reports.
@@ -56,6 +57,30 @@ pub fn collect_all(collectors: &[Box<dyn Collector>]) -> Vec<Outcome> {
                 .map(|c| c.collect()),
         })
         .collect()
+}
+
+/// What the engine needs of one collector's result.
+pub fn tick_of(result: &Result<Observation, CollectError>, config: &Config) -> CollectorTick {
+    match result {
+        Ok(observation) => CollectorTick::Ok {
+            signals: signals_of(observation, config),
+            unreadable: unreadable_of(observation),
+        },
+        Err(error) => CollectorTick::Failed {
+            error: error.to_string(),
+        },
+    }
+}
+
+/// The entities an observation saw but could not read, as id prefixes the engine holds.
+pub fn unreadable_of(observation: &Observation) -> Vec<String> {
+    match observation {
+        Observation::Proc(scan) => scan
+            .unreadable
+            .iter()
+            .map(|pid| format!("proc:{pid}"))
+            .collect(),
+    }
 }
 
 /// The signals of one successful observation.

@@ -16,6 +16,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use watchdog_collectors::pattern::PatternSet;
 
+pub use crate::text::Lang;
+
 /// The prefix of every variable.
 pub const PREFIX: &str = "WATCHDOG_";
 
@@ -29,14 +31,41 @@ pub enum GroupBy {
     Pid,
 }
 
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
 /// Every setting, named as its variable without the prefix, lower-cased.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Config {
     /// Seconds between ticks of `watchdog run`.
     pub interval_s: u64,
+    /// Seconds a collector may take before its tick counts as failed.
+    pub collect_timeout_s: u64,
+    /// Consecutive failed ticks after which a collector's failure is itself an alert.
+    pub collector_fail_ticks: u32,
+    pub collector_fail_cooldown_s: u64,
     /// The tracing filter (`info`, `watchdog=debug`, ...).
     pub log: String,
+    pub log_format: LogFormat,
+    /// The host named in every alert; empty means this machine's hostname.
+    pub host: String,
+    pub lang: Lang,
+    /// Where alert state, outboxes and dead letters live.
+    pub state_dir: PathBuf,
+    /// Undelivered events kept per channel.
+    pub outbox_max: usize,
+    /// The longest wait between delivery retries, in seconds.
+    pub retry_max_s: u64,
+    /// Empty: no webhook.
+    pub webhook_url: String,
+    /// `whsec_<base64>`: sign webhooks by the Standard Webhooks spec. Empty: unsigned.
+    pub webhook_secret: String,
     pub proc_enabled: bool,
     pub proc_root: PathBuf,
     pub proc_patterns: String,
@@ -50,7 +79,18 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             interval_s: 30,
+            collect_timeout_s: 10,
+            collector_fail_ticks: 3,
+            collector_fail_cooldown_s: 1800,
             log: "info".into(),
+            log_format: LogFormat::Text,
+            host: String::new(),
+            lang: Lang::En,
+            state_dir: PathBuf::from("/var/lib/watchdog"),
+            outbox_max: 10_000,
+            retry_max_s: 300,
+            webhook_url: String::new(),
+            webhook_secret: String::new(),
             proc_enabled: false,
             proc_root: PathBuf::from("/proc"),
             proc_patterns: "pytest".into(),
@@ -65,7 +105,24 @@ impl Default for Config {
 /// What each variable wants, for error messages. A key missing here falls back to its type.
 const EXPECTS: &[(&str, &str)] = &[
     ("interval_s", "a whole number of seconds, at least 1"),
+    ("collect_timeout_s", "a whole number of seconds, at least 1"),
+    (
+        "collector_fail_ticks",
+        "a whole number of ticks, at least 1",
+    ),
+    (
+        "collector_fail_cooldown_s",
+        "a whole number of seconds (0 or more)",
+    ),
     ("log", "a tracing filter such as info or watchdog=debug"),
+    ("log_format", "text or json"),
+    ("host", "a host name"),
+    ("lang", "en or ru"),
+    ("state_dir", "a directory"),
+    ("outbox_max", "a whole number of events, at least 1"),
+    ("retry_max_s", "a whole number of seconds, at least 1"),
+    ("webhook_url", "an http:// or https:// URL"),
+    ("webhook_secret", "whsec_ followed by a base64 key"),
     ("proc_enabled", "true or false"),
     ("proc_root", "a directory"),
     (
@@ -81,8 +138,11 @@ const EXPECTS: &[(&str, &str)] = &[
     ("proc_group_by", "pgid or pid"),
 ];
 
-/// Keys whose values are never printed. None yet carries a secret; channels will.
-const SECRET_KEYS: &[&str] = &[];
+/// Keys whose values are never printed: shown as `***` when set.
+const SECRET_KEYS: &[&str] = &["webhook_secret"];
+
+/// URL keys: their path and query may hold a token, so only the origin is ever printed.
+const URL_KEYS: &[&str] = &["webhook_url"];
 
 /// A variable whose value could not be used. Shown as one line; exits with status 2.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -175,8 +235,21 @@ impl Config {
 
     /// Checks what the types alone cannot.
     fn validate(&self) -> Result<(), ConfigError> {
-        if self.interval_s == 0 {
-            return Err(Self::invalid("interval_s", Some("0")));
+        let at_least_one = [
+            ("interval_s", self.interval_s),
+            ("collect_timeout_s", self.collect_timeout_s),
+            ("collector_fail_ticks", u64::from(self.collector_fail_ticks)),
+            ("outbox_max", self.outbox_max as u64),
+            ("retry_max_s", self.retry_max_s),
+        ];
+        if let Some((key, _)) = at_least_one.iter().find(|(_, value)| *value == 0) {
+            return Err(Self::invalid(key, Some("0")));
+        }
+        if !self.webhook_url.is_empty() {
+            http_url(&self.webhook_url).ok_or_else(|| Self::invalid("webhook_url", None))?;
+        }
+        if !self.webhook_secret.is_empty() && self.webhook_key().is_none() {
+            return Err(Self::invalid("webhook_secret", None));
         }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log) {
             return Err(ConfigError {
@@ -210,6 +283,16 @@ impl Config {
         Ok((patterns, exclude))
     }
 
+    /// The HMAC key of `WATCHDOG_WEBHOOK_SECRET`: the bytes after `whsec_`, base64-decoded.
+    pub fn webhook_key(&self) -> Option<Vec<u8>> {
+        use base64::Engine as _;
+        let encoded = self.webhook_secret.strip_prefix("whsec_")?;
+        base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .ok()
+            .filter(|key| !key.is_empty())
+    }
+
     pub fn interval(&self) -> Duration {
         Duration::from_secs(self.interval_s)
     }
@@ -227,7 +310,7 @@ impl Config {
         ConfigError {
             var: format!("{PREFIX}{}", key.to_ascii_uppercase()),
             value: value
-                .filter(|_| !SECRET_KEYS.contains(&key))
+                .filter(|_| !SECRET_KEYS.contains(&key) && !URL_KEYS.contains(&key))
                 .map(str::to_string),
             expected: expected.to_string(),
         }
@@ -265,14 +348,44 @@ impl Config {
         self.entries()
             .into_iter()
             .map(|(key, value)| {
-                let shown = if SECRET_KEYS.contains(&key.as_str()) && !value.is_empty() {
+                let shown = if value.is_empty() {
+                    value
+                } else if SECRET_KEYS.contains(&key.as_str()) {
                     "***".to_string()
+                } else if URL_KEYS.contains(&key.as_str()) {
+                    mask_url(&value)
                 } else {
                     value
                 };
                 format!("{PREFIX}{}={shown}", key.to_ascii_uppercase())
             })
             .collect()
+    }
+}
+
+/// `value` as an http(s) URL with a host, or `None`.
+pub fn http_url(value: &str) -> Option<reqwest::Url> {
+    let url = reqwest::Url::parse(value).ok()?;
+    (matches!(url.scheme(), "http" | "https") && url.host_str().is_some()).then_some(url)
+}
+
+/// A URL as it may be printed: its origin, and `/***` when it has a path, query or credentials
+/// (Slack and Telegram put their tokens there).
+pub fn mask_url(value: &str) -> String {
+    match reqwest::Url::parse(value) {
+        Ok(url) if url.host_str().is_some() => {
+            let origin = url.origin().ascii_serialization();
+            let hidden = url.path() != "/"
+                || url.query().is_some()
+                || !url.username().is_empty()
+                || url.password().is_some();
+            if hidden {
+                format!("{origin}/***")
+            } else {
+                origin
+            }
+        }
+        _ => "***".to_string(),
     }
 }
 
@@ -331,6 +444,12 @@ mod tests {
         assert_eq!(config.proc_root, PathBuf::from("/proc"));
         assert_eq!(config.interval_s, 30);
         assert_eq!(config.proc_group_by, GroupBy::Pgid);
+        assert_eq!(config.collect_timeout_s, 10);
+        assert_eq!(config.collector_fail_ticks, 3);
+        assert_eq!(config.state_dir, PathBuf::from("/var/lib/watchdog"));
+        assert_eq!(config.outbox_max, 10_000);
+        assert_eq!(config.retry_max_s, 300);
+        assert_eq!(config.lang, Lang::En);
     }
 
     #[test]
@@ -366,6 +485,24 @@ mod tests {
             ("WATCHDOG_PROC_PATTERNS", "re:(", "valid patterns"),
             ("WATCHDOG_PROC_EXCLUDE", "ok, re:[z-a]", "valid patterns"),
             ("WATCHDOG_LOG", "watchdog=loud", "tracing filter"),
+            ("WATCHDOG_COLLECT_TIMEOUT_S", "0", "at least 1"),
+            ("WATCHDOG_COLLECTOR_FAIL_TICKS", "0", "at least 1"),
+            ("WATCHDOG_OUTBOX_MAX", "0", "at least 1"),
+            ("WATCHDOG_RETRY_MAX_S", "x", "whole number of seconds"),
+            ("WATCHDOG_LOG_FORMAT", "yaml", "text or json"),
+            ("WATCHDOG_LANG", "de", "en or ru"),
+            (
+                "WATCHDOG_WEBHOOK_URL",
+                "ftp://h/x",
+                "http:// or https:// URL",
+            ),
+            (
+                "WATCHDOG_WEBHOOK_URL",
+                "hooks.example/x",
+                "http:// or https:// URL",
+            ),
+            ("WATCHDOG_WEBHOOK_SECRET", "hunter2", "whsec_"),
+            ("WATCHDOG_WEBHOOK_SECRET", "whsec_!!notbase64", "whsec_"),
         ];
         for (var, value, wanted) in cases {
             let err = load(&[(var, value)]).expect_err(var);
@@ -375,6 +512,42 @@ mod tests {
             assert!(line.contains(wanted), "{var}={value}: {line}");
             assert!(!line.contains('\n'), "{var}={value}: {line}");
         }
+    }
+
+    #[test]
+    fn secrets_are_never_printed_in_errors_or_display() {
+        let secret = "whsec_c2VjcmV0LWtleS0x";
+        let url = "https://hooks.example.com/services/T0/B0/tok3n?sig=abc";
+        let err = load(&[("WATCHDOG_WEBHOOK_URL", "ftp://u:pw@h/tok3n")]).unwrap_err();
+        assert!(!err.to_string().contains("tok3n"), "{err}");
+        let err = load(&[("WATCHDOG_WEBHOOK_SECRET", "whsec_$$$tok3n")]).unwrap_err();
+        assert!(!err.to_string().contains("tok3n"), "{err}");
+        let config = load(&[
+            ("WATCHDOG_WEBHOOK_URL", url),
+            ("WATCHDOG_WEBHOOK_SECRET", secret),
+        ])
+        .unwrap()
+        .config;
+        assert_eq!(config.webhook_key().as_deref(), Some(&b"secret-key-1"[..]));
+        let lines = config.display_lines().join("\n");
+        assert!(
+            lines.contains("WATCHDOG_WEBHOOK_URL=https://hooks.example.com/***"),
+            "{lines}"
+        );
+        assert!(lines.contains("WATCHDOG_WEBHOOK_SECRET=***"), "{lines}");
+        assert!(
+            !lines.contains("tok3n") && !lines.contains("c2Vj"),
+            "{lines}"
+        );
+    }
+
+    #[test]
+    fn mask_url_keeps_only_the_origin() {
+        assert_eq!(mask_url("http://127.0.0.1:9093"), "http://127.0.0.1:9093");
+        assert_eq!(mask_url("http://127.0.0.1:9093/"), "http://127.0.0.1:9093");
+        assert_eq!(mask_url("https://h/a/b?c=d"), "https://h/***");
+        assert_eq!(mask_url("https://u:p@h/"), "https://h/***");
+        assert_eq!(mask_url("not a url"), "***");
     }
 
     #[test]

@@ -1,19 +1,34 @@
 //! watchdog: notices stuck work on automation hosts, says so once, then says when it is over.
 //!
 //! Data flows one way: collectors (the `watchdog-collectors` crate) -> observations -> signal
-//! builders -> reports and, later, alerts. Nothing downstream calls back up.
+//! builders -> decide() -> alerts -> events -> outboxes -> notifiers. Nothing downstream calls
+//! back up.
 //!
 //! - [`config`]: every `WATCHDOG_*` setting, its default, validation and display.
 //! - [`collect`]: builds the enabled collectors by name and runs one pass over them.
 //! - [`signals`]: the pure builders from observations to per-entity signals.
+//! - [`engine`]: `decide()` and the alert state: fire, remind, recover, hold.
+//! - [`event`]: an alert rendered in the `watchdog.alert.v1` wire format.
+//! - [`text`]: alert texts in English and Russian.
+//! - [`store`]: state, outboxes and dead letters on disk, written atomically.
+//! - [`notify`]: one module per channel behind the `Notifier` trait.
+//! - [`deliver`]: each channel's outbox and the task that empties it, with backoff.
+//! - [`daemon`]: `watchdog run`, the tick loop and shutdown.
 //! - [`once`]: `watchdog once`, one pass shown as a table or JSON, and `--check`.
 //! - [`hostns`]: the start-up check that the watchdog sees the host's pid namespace.
 
 pub mod collect;
 pub mod config;
+pub mod daemon;
+pub mod deliver;
+pub mod engine;
+pub mod event;
 pub mod hostns;
+pub mod notify;
 pub mod once;
 pub mod signals;
+pub mod store;
+pub mod text;
 
 /// The exit status for a configuration that cannot be used.
 pub const EXIT_BAD_CONFIG: u8 = 2;

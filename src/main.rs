@@ -2,9 +2,10 @@
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use watchdog::config::{Config, Loaded};
+use watchdog::config::{Config, Loaded, LogFormat};
 use watchdog::EXIT_BAD_CONFIG;
 
 /// Notices stuck work (processes, jobs) on this host and says so.
@@ -17,6 +18,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Watch this host: collect every interval, alert, remind, recover. Stops on SIGTERM/SIGINT.
+    Run,
     /// Run one collection with the current config and print the signals.
     Once {
         /// Print one JSON object instead of a table.
@@ -44,6 +47,7 @@ fn main() -> ExitCode {
         tracing::warn!("{var}");
     }
     match cli.command {
+        Command::Run => run(config),
         Command::Once { json, check } => watchdog::once::main(&config, json, check),
         Command::CheckConfig => check_config(&config, unknown.len()),
     }
@@ -71,11 +75,57 @@ fn init_logging(config: &Config) {
     // The filter was validated with the config; fall back to `info` rather than fail here.
     let filter = tracing_subscriber::EnvFilter::try_new(&config.log)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        .with_writer(std::io::stderr);
+    match config.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
+}
+
+/// How long a blocked collector thread may hold the exit: not at all, in effect.
+const RUNTIME_SHUTDOWN: Duration = Duration::from_millis(200);
+
+fn run(config: Config) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("watchdog: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(watchdog::daemon::run(config, shutdown_signal()));
+    // A collector thread stuck in a read of a hung process must not hold the exit.
+    runtime.shutdown_timeout(RUNTIME_SHUTDOWN);
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error}");
+            eprintln!("watchdog: {error}");
+            ExitCode::from(EXIT_BAD_CONFIG)
+        }
+    }
+}
+
+/// Completes on the first SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        // Without handlers the default action (exit) applies; wait forever here.
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM"),
+        _ = int.recv() => tracing::info!("SIGINT"),
+    }
 }
 
 fn check_config(config: &Config, unknown: usize) -> ExitCode {

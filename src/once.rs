@@ -1,8 +1,9 @@
 //! `watchdog once`: one collection, shown to a person or a script.
 //!
 //! Owns the report of one pass (its JSON shape is a contract: `collectors` and `signals` with
-//! the field names below), its readable table, and the exit code of `once --check`. It never
-//! reads or writes alert state and sends nothing.
+//! the field names below), its readable table, and the exit code of `once --check`. It also
+//! shows what `run` would send on its first tick from an empty state. It never reads or writes
+//! alert state and sends nothing.
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
@@ -12,7 +13,11 @@ use watchdog_collectors::Observation;
 
 use crate::collect::{self, Outcome};
 use crate::config::Config;
-use crate::signals::{self, Facts, Signal};
+use crate::daemon;
+use crate::engine::{self, AlertState, CollectorTick, EventKind};
+use crate::event::Event;
+use crate::signals::{self, Facts, Kind, Signal};
+use crate::text::{self, Lang};
 
 /// `once --check`: some signal is active.
 pub const EXIT_ACTIVE: u8 = 1;
@@ -41,6 +46,17 @@ pub struct Report {
     pub collectors: Vec<CollectorReport>,
     /// Every signal, active or not: by kind, then active first, then entity id.
     pub signals: Vec<Signal>,
+    /// What `watchdog run` would send on its first tick from an empty state.
+    pub would_send: Vec<WouldSend>,
+}
+
+/// One event `run` would send, as `once` shows it (nothing is sent).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WouldSend {
+    pub event: EventKind,
+    pub kind: Kind,
+    pub entity: String,
+    pub summary: String,
 }
 
 impl Report {
@@ -79,6 +95,7 @@ impl Report {
         Self {
             collectors,
             signals,
+            would_send: first_tick(outcomes, config),
         }
     }
 
@@ -138,18 +155,20 @@ impl Report {
             "MEMBERS", "CMDLINE",
         ])];
         for signal in &self.signals {
-            let Facts::Proc(f) = &signal.facts;
+            let Facts::Proc(f) = &signal.facts else {
+                continue;
+            };
             let members = f.members.as_ref().map_or(1, Vec::len).to_string();
             rows.push(row(&[
                 if signal.active { "yes" } else { "no" },
                 &signal.entity,
-                &human_age(f.age_s),
+                &text::duration(f.age_s, Lang::En),
                 &f.pid.to_string(),
                 &f.pgid.to_string(),
                 if f.orphaned { "yes" } else { "no" },
                 f.parent.as_deref().unwrap_or("?"),
                 &format!("{:.1}", f.group_cpu_pct.unwrap_or(f.cpu_pct)),
-                &human_bytes(f.group_rss_bytes.unwrap_or(f.rss_bytes)),
+                &text::bytes(f.group_rss_bytes.unwrap_or(f.rss_bytes)),
                 &members,
                 &watchdog_collectors::mask::cut(f.cmdline.clone(), 80),
             ]));
@@ -157,8 +176,39 @@ impl Report {
         out.push_str(&render(&rows));
         let active = self.signals.iter().filter(|s| s.active).count();
         let _ = writeln!(out, "\n{active} active of {} signals.", self.signals.len());
+        if !self.would_send.is_empty() {
+            out.push_str("\nOn its first tick, `watchdog run` would send:\n");
+            for w in &self.would_send {
+                let _ = writeln!(out, "  {:<9} {}", w.event.as_str(), w.summary);
+            }
+        }
         out
     }
+}
+
+/// The events of `run`'s first tick from an empty state, decided now, for this host.
+fn first_tick(outcomes: &[Outcome], config: &Config) -> Vec<WouldSend> {
+    let ticks: Vec<(&str, CollectorTick)> = outcomes
+        .iter()
+        .filter_map(|o| Some((o.name, collect::tick_of(o.result.as_ref()?, config))))
+        .collect();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let host = daemon::resolve_host(config);
+    engine::decide(&AlertState::default(), &ticks, now, &daemon::rules(config))
+        .alerts
+        .iter()
+        .map(|alert| {
+            let event = Event::render(alert, &host, config.lang);
+            WouldSend {
+                event: event.event,
+                kind: event.kind,
+                entity: event.entity,
+                summary: event.summary,
+            }
+        })
+        .collect()
 }
 
 fn row(cells: &[&str]) -> Vec<String> {
@@ -193,38 +243,6 @@ fn render(rows: &[Vec<String>]) -> String {
         out.push('\n');
     }
     out
-}
-
-/// `2h05m`, `4d03h`, `59s`: an age a person reads at a glance.
-pub fn human_age(seconds: u64) -> String {
-    let (d, h, m, s) = (
-        seconds / 86400,
-        seconds / 3600 % 24,
-        seconds / 60 % 60,
-        seconds % 60,
-    );
-    match (d, h, m) {
-        (0, 0, 0) => format!("{s}s"),
-        (0, 0, _) => format!("{m}m{s:02}s"),
-        (0, _, _) => format!("{h}h{m:02}m"),
-        _ => format!("{d}d{h:02}h"),
-    }
-}
-
-/// Binary units with one decimal: `8.0MiB`.
-pub fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes}B")
-    } else {
-        format!("{value:.1}{}", UNITS[unit])
-    }
 }
 
 /// Runs `watchdog once`.
@@ -263,24 +281,6 @@ pub fn main(config: &Config, json: bool, check: bool) -> ExitCode {
 mod tests {
     use super::*;
 
-    #[test]
-    fn ages_and_sizes_read_at_a_glance() {
-        let ages = [
-            (59, "59s"),
-            (60, "1m00s"),
-            (7200, "2h00m"),
-            (7500, "2h05m"),
-            (90000, "1d01h"),
-        ];
-        for (seconds, want) in ages {
-            assert_eq!(human_age(seconds), want, "{seconds}");
-        }
-        let sizes = [(512, "512B"), (8 << 20, "8.0MiB"), (1536, "1.5KiB")];
-        for (bytes, want) in sizes {
-            assert_eq!(human_bytes(bytes), want, "{bytes}");
-        }
-    }
-
     fn report(active: bool, failed: bool) -> Report {
         let collector = CollectorReport {
             name: "proc",
@@ -294,13 +294,14 @@ mod tests {
         let signal: Signal = serde_json::from_value(serde_json::json!({
             "kind": "proc_blocking", "entity": "proc:7:1", "active": active,
             "facts": {"pid": 7, "ppid": 1, "pgid": 7, "session": 7, "state": "S", "comm": "p",
-                      "age_s": 1, "cmdline": "p", "orphaned": false, "parent": null,
+                      "age_s": 1, "cmdline": "p", "orphaned": false, "parent": null, "group_leader_alive": true,
                       "cpu_pct": 0.0, "rss_bytes": 0}
         }))
         .unwrap();
         Report {
             collectors: vec![collector],
             signals: vec![signal],
+            would_send: Vec::new(),
         }
     }
 

@@ -75,8 +75,10 @@ fn scan_for(marker: &str, pid: u32) -> Signal {
 }
 
 fn facts(signal: &Signal) -> &ProcFacts {
-    let Facts::Proc(facts) = &signal.facts;
-    facts
+    match &signal.facts {
+        Facts::Proc(facts) => facts,
+        other => panic!("not proc facts: {other:?}"),
+    }
 }
 
 /// The comm of a live process, from its stat.

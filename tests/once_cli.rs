@@ -25,6 +25,7 @@ fn once(scenario: &str, args: &[&str], extra: &[(&str, &str)]) -> Output {
     let mut vars = vec![
         ("WATCHDOG_PROC_ENABLED", "true"),
         ("WATCHDOG_PROC_ROOT", root),
+        ("WATCHDOG_HOST", "test-host"),
     ];
     vars.extend_from_slice(extra);
     watchdog(&[&["once"], args].concat(), &vars)

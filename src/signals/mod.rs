@@ -14,19 +14,23 @@ use serde::{Deserialize, Serialize};
 pub enum Kind {
     /// A matching process (or process group) has run past the age threshold.
     ProcBlocking,
+    /// The watchdog itself: a collector has failed tick after tick, so it cannot see.
+    CollectorFailing,
 }
 
 impl Kind {
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::ProcBlocking => "proc_blocking",
+            Kind::CollectorFailing => "collector_failing",
         }
     }
 
-    /// The collector whose observations produce this kind.
-    pub fn collector(self) -> &'static str {
+    /// The collector whose observations produce this kind; `None` for the watchdog's own.
+    pub fn collector(self) -> Option<&'static str> {
         match self {
-            Kind::ProcBlocking => "proc",
+            Kind::ProcBlocking => Some("proc"),
+            Kind::CollectorFailing => None,
         }
     }
 }
@@ -47,6 +51,17 @@ pub struct Signal {
 #[serde(untagged)]
 pub enum Facts {
     Proc(proc::ProcFacts),
+    Collector(CollectorFacts),
+}
+
+/// The facts of a `collector_failing` alert.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CollectorFacts {
+    pub collector: String,
+    /// The last error.
+    pub error: String,
+    /// Consecutive failed ticks so far.
+    pub failed_ticks: u32,
 }
 
 /// Sorts signals for display and output: by kind, active first, then by entity id.

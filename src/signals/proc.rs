@@ -51,6 +51,8 @@ pub struct ProcFacts {
     pub orphaned: bool,
     /// The parent's comm, when it could be read.
     pub parent: Option<String>,
+    /// Whether a process whose pid is `pgid` is alive (always true for pgid 0: no group).
+    pub group_leader_alive: bool,
     /// Lifetime average CPU use in percent of one core (100 = one full core), one decimal.
     pub cpu_pct: f64,
     pub rss_bytes: u64,
@@ -101,6 +103,7 @@ fn signal(members: &[&ProcessInfo], ticks_per_second: u64, rules: &ProcRules) ->
         // Any orphan makes the group's work ownerless, whichever member it is.
         orphaned: members.iter().any(|p| is_orphaned(p)),
         parent: oldest.parent_comm.clone(),
+        group_leader_alive: oldest.group_leader_alive,
         cpu_pct: round1(cpu(oldest)),
         rss_bytes: oldest.rss_bytes,
         members: grouped.then(|| members.iter().map(|p| p.pid).collect()),
@@ -170,8 +173,10 @@ mod tests {
     }
 
     fn facts(signal: &Signal) -> &ProcFacts {
-        let Facts::Proc(facts) = &signal.facts;
-        facts
+        match &signal.facts {
+            Facts::Proc(facts) => facts,
+            other => panic!("not proc facts: {other:?}"),
+        }
     }
 
     const PGID: ProcRules = ProcRules {

@@ -1,0 +1,360 @@
+//! `watchdog run`: the tick loop.
+//!
+//! Owns the daemon's life: open the state dir, load state and outboxes, start one delivery task
+//! per channel, then every `WATCHDOG_INTERVAL_S` run the collectors, decide, enqueue events and
+//! save state. Collectors run on blocking threads with a time limit: one that overruns counts as
+//! failed for that tick and keeps its thread (a read stuck on a hung process cannot be
+//! cancelled); it is not started again while that thread is busy, so nothing piles up, and the
+//! next tick waits on the same run. On
+//! shutdown it abandons an in-flight collection, gives delivery a few seconds, saves state and
+//! returns.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use watchdog_collectors::{CollectError, Collector, Observation};
+
+use crate::collect;
+use crate::config::{Config, ConfigError};
+use crate::deliver::{self, Channel};
+use crate::engine::{self, Alert, AlertState, CollectorTick, Reason, Rules, Unix};
+use crate::event::Event;
+use crate::notify::{self, webhook::WebhookNotifier, Notifier};
+use crate::signals::Kind;
+use crate::store::{Store, StoreError};
+
+/// How long delivery may go on after a shutdown signal, inside Docker's 10 s stop grace.
+pub const DELIVERY_GRACE: Duration = Duration::from_secs(2);
+
+/// Why `run` could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    StateDir(#[from] StoreError),
+    #[error("cannot set up the HTTP client: {0}")]
+    Http(String),
+}
+
+/// The tick's clock: wall time at start plus monotonic time since. Monotonic, so a wall-clock
+/// step never fires or recovers anything; and tokio's, so tests can pause and advance it.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    wall_at_start: Unix,
+    start: Instant,
+}
+
+impl Clock {
+    pub fn starting_now() -> Self {
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as Unix);
+        Self::starting_at(wall)
+    }
+
+    pub fn starting_at(wall_at_start: Unix) -> Self {
+        Self {
+            wall_at_start,
+            start: Instant::now(),
+        }
+    }
+
+    pub fn now(&self) -> Unix {
+        self.wall_at_start + self.start.elapsed().as_secs() as Unix
+    }
+}
+
+/// What one tick did.
+#[derive(Debug, Clone)]
+pub struct TickReport {
+    pub at: Unix,
+    pub collectors: Vec<(&'static str, CollectorTick)>,
+    pub alerts: Vec<Alert>,
+    pub decisions: Vec<(Kind, String, Reason)>,
+}
+
+/// The daemon between ticks.
+pub struct Daemon {
+    config: Config,
+    host: String,
+    rules: Rules,
+    collectors: Vec<Arc<dyn Collector>>,
+    in_flight: HashMap<&'static str, InFlight>,
+    state: AlertState,
+    store: Store,
+    channels: Vec<Arc<Channel>>,
+    clock: Clock,
+}
+
+impl Daemon {
+    /// Opens the state dir, loads state and outboxes and builds collectors and channels.
+    ///
+    /// # Errors
+    /// A collector or channel setting that does not validate, or a state dir that cannot be
+    /// written.
+    pub fn new(config: Config, clock: Clock) -> Result<Self, RunError> {
+        let collectors = collect::build(&config)?
+            .into_iter()
+            .map(Arc::from)
+            .collect();
+        Self::with_collectors(config, clock, collectors)
+    }
+
+    /// As [`Daemon::new`], with the collectors given rather than built from the config.
+    ///
+    /// # Errors
+    /// As [`Daemon::new`].
+    pub fn with_collectors(
+        config: Config,
+        clock: Clock,
+        collectors: Vec<Arc<dyn Collector>>,
+    ) -> Result<Self, RunError> {
+        let store = Store::open(&config.state_dir)?;
+        let mut state = store.load_state();
+        let enabled: Vec<&str> = collectors.iter().map(|c| c.name()).collect();
+        for dropped in state.retain_enabled(&enabled) {
+            tracing::info!(
+                kind = dropped.kind.as_str(),
+                entity = %dropped.entity,
+                "no longer watched: its collector is off; forgotten without a recovery"
+            );
+        }
+        let channels = build_channels(&config)?
+            .into_iter()
+            .map(|notifier| Arc::new(Channel::new(notifier, store.clone(), config.outbox_max)))
+            .collect();
+        Ok(Self {
+            host: resolve_host(&config),
+            rules: rules(&config),
+            collectors,
+            in_flight: HashMap::new(),
+            state,
+            store,
+            channels,
+            clock,
+            config,
+        })
+    }
+
+    pub fn state(&self) -> &AlertState {
+        &self.state
+    }
+
+    pub fn channels(&self) -> &[Arc<Channel>] {
+        &self.channels
+    }
+
+    /// Runs one tick: collect, decide, enqueue, save.
+    pub async fn tick(&mut self) -> TickReport {
+        let collectors = self.collect().await;
+        let at = self.clock.now();
+        let outcome = engine::decide(&self.state, &collectors, at, &self.rules);
+        for (kind, entity, reason) in &outcome.decisions {
+            tracing::debug!(kind = kind.as_str(), entity = %entity, reason = ?reason, "decided");
+        }
+        for (name, tick) in &collectors {
+            if let CollectorTick::Failed { error } = tick {
+                let streak = outcome.state.fail_streak(name);
+                tracing::warn!(
+                    collector = name,
+                    failed_ticks = streak,
+                    "collection failed: {error}"
+                );
+            }
+        }
+        let events: Vec<Event> = outcome
+            .alerts
+            .iter()
+            .map(|alert| Event::render(alert, &self.host, self.config.lang))
+            .collect();
+        for event in &events {
+            tracing::info!(
+                event = event.event.as_str(),
+                kind = event.kind.as_str(),
+                entity = %event.entity,
+                id = %event.id,
+                "{}",
+                event.summary
+            );
+        }
+        for channel in &self.channels {
+            channel.enqueue(&events);
+        }
+        self.state = outcome.state;
+        self.save_state();
+        tracing::debug!(at, alerts = events.len(), "tick done");
+        TickReport {
+            at,
+            collectors,
+            alerts: outcome.alerts,
+            decisions: outcome.decisions,
+        }
+    }
+
+    pub fn save_state(&self) {
+        if let Err(e) = self.store.save_state(&self.state) {
+            tracing::error!(dir = %self.store.dir().display(), error = %e, "cannot save alert state");
+        }
+    }
+
+    /// Runs every collector on a blocking thread, all within one deadline. A collector whose
+    /// earlier run is still going is not started again: this tick waits on that same run.
+    async fn collect(&mut self) -> Vec<(&'static str, CollectorTick)> {
+        let limit = Duration::from_secs(self.config.collect_timeout_s);
+        let deadline = Instant::now() + limit;
+        for collector in &self.collectors {
+            let name = collector.name();
+            if !self.in_flight.contains_key(name) {
+                let collector = Arc::clone(collector);
+                let handle = tokio::task::spawn_blocking(move || collector.collect());
+                self.in_flight.insert(
+                    name,
+                    InFlight {
+                        started: Instant::now(),
+                        handle,
+                    },
+                );
+            }
+        }
+        let mut ticks = Vec::new();
+        for collector in &self.collectors {
+            let name = collector.name();
+            let Some(run) = self.in_flight.get_mut(name) else {
+                continue;
+            };
+            let tick = match tokio::time::timeout_at(deadline, &mut run.handle).await {
+                Err(_elapsed) => {
+                    // Its thread stays busy (a read stuck on a hung process cannot be
+                    // cancelled); the next tick waits on it rather than start another.
+                    let running = run.started.elapsed().as_secs();
+                    ticks.push((name, failed(format!(
+                        "timed out: this collection has been running for {running}s, the limit is {}s",
+                        limit.as_secs()
+                    ))));
+                    continue;
+                }
+                Ok(Err(join)) => failed(format!("the collector panicked: {join}")),
+                Ok(Ok(result)) => collect::tick_of(&result, &self.config),
+            };
+            self.in_flight.remove(name);
+            ticks.push((name, tick));
+        }
+        ticks
+    }
+}
+
+/// A collection running on a blocking thread.
+struct InFlight {
+    started: Instant,
+    handle: JoinHandle<Result<Observation, CollectError>>,
+}
+
+fn failed(error: String) -> CollectorTick {
+    CollectorTick::Failed { error }
+}
+
+/// The engine's thresholds from the config.
+pub fn rules(config: &Config) -> Rules {
+    Rules {
+        proc_cooldown_s: config.proc_cooldown_s,
+        collector_fail_ticks: config.collector_fail_ticks,
+        collector_fail_cooldown_s: config.collector_fail_cooldown_s,
+    }
+}
+
+/// `WATCHDOG_HOST`, or this machine's hostname.
+pub fn resolve_host(config: &Config) -> String {
+    if !config.host.is_empty() {
+        return config.host.clone();
+    }
+    let uname = rustix::system::uname();
+    uname.nodename().to_string_lossy().into_owned()
+}
+
+/// The configured channels, by name.
+fn build_channels(config: &Config) -> Result<Vec<Box<dyn Notifier>>, RunError> {
+    let mut channels: Vec<Box<dyn Notifier>> = Vec::new();
+    if config.webhook_url.is_empty() {
+        return Ok(channels);
+    }
+    let client = notify::http_client().map_err(|e| RunError::Http(e.without_url().to_string()))?;
+    if let Some(url) = crate::config::http_url(&config.webhook_url) {
+        channels.push(Box::new(WebhookNotifier::new(
+            client,
+            url,
+            config.webhook_key(),
+        )));
+    }
+    Ok(channels)
+}
+
+/// Runs the daemon until `shutdown` completes.
+///
+/// # Errors
+/// When it cannot start (see [`Daemon::new`]); once running, nothing stops it but `shutdown`.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
+    if config.proc_enabled {
+        if let Some(warning) = crate::hostns::warning(&config.proc_root) {
+            tracing::warn!("{warning}");
+        }
+    }
+    let daemon = Daemon::new(config, Clock::starting_now())?;
+    serve(daemon, shutdown).await;
+    Ok(())
+}
+
+/// Ticks `daemon` every interval, with a delivery task per channel, until `shutdown`; then
+/// gives delivery [`DELIVERY_GRACE`] and saves state.
+pub async fn serve(mut daemon: Daemon, shutdown: impl Future<Output = ()>) {
+    let interval = daemon.config.interval();
+    tracing::info!(
+        host = %daemon.host,
+        collectors = ?daemon.collectors.iter().map(|c| c.name()).collect::<Vec<_>>(),
+        channels = ?daemon.channels.iter().map(|c| c.name()).collect::<Vec<_>>(),
+        state_dir = %daemon.store.dir().display(),
+        interval_s = interval.as_secs(),
+        "watchdog running"
+    );
+    let retry_max = Duration::from_secs(daemon.config.retry_max_s);
+    let deliveries: Vec<JoinHandle<()>> = daemon
+        .channels
+        .iter()
+        .map(|channel| tokio::spawn(deliver::run(Arc::clone(channel), retry_max)))
+        .collect();
+
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            _ = ticker.tick() => {
+                tokio::select! {
+                    // Dropping the tick abandons its collection: the state is left as it was.
+                    () = &mut shutdown => break,
+                    _ = daemon.tick() => {}
+                }
+            }
+        }
+    }
+
+    tracing::info!("shutting down");
+    for channel in &daemon.channels {
+        if !channel.drain(DELIVERY_GRACE).await {
+            tracing::warn!(
+                channel = channel.name(),
+                undelivered = channel.depth(),
+                "undelivered events stay in the outbox for the next start"
+            );
+        }
+    }
+    for delivery in deliveries {
+        delivery.abort();
+    }
+    daemon.save_state();
+}

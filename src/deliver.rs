@@ -1,0 +1,184 @@
+//! Delivery: each channel's outbox and the task that empties it.
+//!
+//! Owns the queue of undelivered events per channel and its delivery loop. The tick only adds
+//! to a queue, so delivery never blocks it. The loop sends the oldest event, and on a retryable
+//! failure waits (exponential backoff from 1 s, capped at `WATCHDOG_RETRY_MAX_S`, or the
+//! receiver's `Retry-After` within that cap) and sends it again, for as long as the event stays
+//! in the outbox: events go out in order, at least once. A permanent refusal moves the event
+//! to the channel's dead-letter file. Every change of a queue is saved before it counts.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::{watch, Notify};
+
+use crate::event::Event;
+use crate::notify::{Notifier, NotifyError};
+use crate::store::{push_bounded, Store};
+
+/// One channel: its notifier, its queue and the signals between the tick and its task.
+pub struct Channel {
+    notifier: Box<dyn Notifier>,
+    queue: Mutex<VecDeque<Event>>,
+    /// Wakes the delivery task when events are added.
+    wake: Notify,
+    /// The queue's length after every change, for shutdown to wait on.
+    depth: watch::Sender<usize>,
+    store: Store,
+    outbox_max: usize,
+}
+
+impl Channel {
+    /// A channel whose queue starts with what its outbox file held.
+    pub fn new(notifier: Box<dyn Notifier>, store: Store, outbox_max: usize) -> Self {
+        let queue = store.load_outbox(notifier.name());
+        let (depth, _) = watch::channel(queue.len());
+        Self {
+            notifier,
+            queue: Mutex::new(queue),
+            wake: Notify::new(),
+            depth,
+            store,
+            outbox_max,
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.notifier.name()
+    }
+
+    pub fn depth(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Adds events to the outbox, saves it and wakes the delivery task. Over the bound,
+    /// reminders are dropped first; each drop is logged as an error.
+    pub fn enqueue(&self, events: &[Event]) {
+        if events.is_empty() {
+            return;
+        }
+        let mut queue = self.lock();
+        for event in events {
+            for dropped in push_bounded(&mut queue, event.clone(), self.outbox_max) {
+                tracing::error!(
+                    channel = self.name(),
+                    id = %dropped.0.id,
+                    event = dropped.0.event.as_str(),
+                    entity = %dropped.0.entity,
+                    max = self.outbox_max,
+                    "outbox full: dropped an undelivered event"
+                );
+            }
+        }
+        self.save(&queue);
+        drop(queue);
+        self.wake.notify_one();
+    }
+
+    /// Waits until the outbox is empty, or for at most `grace`. Returns whether it emptied.
+    pub async fn drain(&self, grace: Duration) -> bool {
+        let mut depth = self.depth.subscribe();
+        tokio::time::timeout(grace, depth.wait_for(|n| *n == 0))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, VecDeque<Event>> {
+        // A panic while holding the lock leaves a queue that is still a valid queue.
+        self.queue
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn save(&self, queue: &VecDeque<Event>) {
+        if let Err(e) = self.store.save_outbox(self.name(), queue) {
+            tracing::error!(channel = self.name(), error = %e, "cannot save the outbox");
+        }
+        self.depth.send_replace(queue.len());
+    }
+
+    /// Removes the event `id` if it is still at the head (the bound may have dropped it).
+    fn remove_head(&self, id: &str) {
+        let mut queue = self.lock();
+        if queue.front().is_some_and(|e| e.id == id) {
+            queue.pop_front();
+            self.save(&queue);
+        }
+    }
+}
+
+/// Delivers `channel`'s outbox until the task is aborted.
+pub async fn run(channel: Arc<Channel>, retry_max: Duration) {
+    let mut failures: u32 = 0;
+    loop {
+        let head = channel.lock().front().cloned();
+        let Some(event) = head else {
+            channel.wake.notified().await;
+            continue;
+        };
+        match channel.notifier.send(&event).await {
+            Ok(()) => {
+                failures = 0;
+                channel.remove_head(&event.id);
+                tracing::info!(
+                    channel = channel.name(),
+                    id = %event.id,
+                    event = event.event.as_str(),
+                    entity = %event.entity,
+                    "delivered"
+                );
+            }
+            Err(NotifyError::Retryable {
+                reason,
+                retry_after,
+            }) => {
+                let delay = retry_after
+                    .unwrap_or_else(|| backoff(failures))
+                    .min(retry_max);
+                failures = failures.saturating_add(1);
+                tracing::warn!(
+                    channel = channel.name(),
+                    id = %event.id,
+                    attempt = failures,
+                    retry_in_s = delay.as_secs_f64(),
+                    "delivery failed: {reason}; will retry"
+                );
+                tokio::time::sleep(delay).await;
+            }
+            Err(NotifyError::Permanent { reason }) => {
+                failures = 0;
+                let path = channel.store.dead_letter_path(channel.name());
+                if let Err(e) = channel.store.dead_letter(channel.name(), &event, &reason) {
+                    tracing::error!(channel = channel.name(), error = %e, "cannot write the dead-letter file");
+                }
+                channel.remove_head(&event.id);
+                tracing::error!(
+                    channel = channel.name(),
+                    id = %event.id,
+                    event = event.event.as_str(),
+                    entity = %event.entity,
+                    dead_letter = %path.display(),
+                    "delivery refused for good: {reason}; moved to the dead-letter file"
+                );
+            }
+        }
+    }
+}
+
+/// 1 s, 2 s, 4 s, ... after each consecutive failure.
+fn backoff(failures: u32) -> Duration {
+    Duration::from_secs(1u64 << failures.min(20))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_one_second() {
+        let delays: Vec<u64> = (0..5).map(|n| backoff(n).as_secs()).collect();
+        assert_eq!(delays, [1, 2, 4, 8, 16]);
+        assert_eq!(backoff(u32::MAX), Duration::from_secs(1 << 20));
+    }
+}

@@ -1,0 +1,196 @@
+//! Durable state in `WATCHDOG_STATE_DIR`: alert state, per-channel outboxes, dead letters.
+//!
+//! Owns the files and how they are written: whole files atomically (temp file, fsync, rename,
+//! fsync of the directory), so a `kill -9` at any point leaves the old or the new version,
+//! never half of one. A file that cannot be parsed is moved aside with a clear error and the
+//! watchdog starts fresh from it; it never crash-loops on its own state. Dead letters are
+//! appended, one JSON event a line.
+
+use std::collections::VecDeque;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::engine::{AlertState, EventKind};
+use crate::event::Event;
+
+const STATE_FILE: &str = "state.json";
+
+/// The state directory could not be used.
+#[derive(Debug, thiserror::Error)]
+#[error("state dir {dir}: {reason}")]
+pub struct StoreError {
+    pub dir: PathBuf,
+    pub reason: String,
+}
+
+/// The state directory.
+#[derive(Debug, Clone)]
+pub struct Store {
+    dir: PathBuf,
+}
+
+impl Store {
+    /// Opens `dir`, creating it if needed, and proves it writable.
+    ///
+    /// # Errors
+    /// The directory cannot be created or written; the message names it and its owner.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let store = Self {
+            dir: dir.to_path_buf(),
+        };
+        let probe = fs::create_dir_all(dir)
+            .and_then(|()| store.write_atomic(".write-test", b"ok\n"))
+            .and_then(|()| fs::remove_file(dir.join(".write-test")));
+        probe.map_err(|e| StoreError {
+            dir: dir.to_path_buf(),
+            reason: format!("cannot be written ({e}); {}", ownership(dir)),
+        })?;
+        Ok(store)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The alert state; a fresh one when there is none or it is corrupt (moved aside, logged).
+    pub fn load_state(&self) -> AlertState {
+        self.load_json(STATE_FILE).unwrap_or_default()
+    }
+
+    /// # Errors
+    /// The file could not be written.
+    pub fn save_state(&self, state: &AlertState) -> io::Result<()> {
+        self.save_json(STATE_FILE, state)
+    }
+
+    /// The undelivered events of `channel`, oldest first.
+    pub fn load_outbox(&self, channel: &str) -> VecDeque<Event> {
+        self.load_json(&outbox_file(channel)).unwrap_or_default()
+    }
+
+    /// # Errors
+    /// The file could not be written.
+    pub fn save_outbox(&self, channel: &str, events: &VecDeque<Event>) -> io::Result<()> {
+        self.save_json(&outbox_file(channel), events)
+    }
+
+    /// The file that holds `channel`'s events that were refused for good.
+    pub fn dead_letter_path(&self, channel: &str) -> PathBuf {
+        self.dir.join(format!("dead-letter-{channel}.jsonl"))
+    }
+
+    /// Appends an event that `channel` refused for good, with why.
+    ///
+    /// # Errors
+    /// The file could not be written.
+    pub fn dead_letter(&self, channel: &str, event: &Event, reason: &str) -> io::Result<()> {
+        let line = serde_json::json!({"reason": reason, "event": event});
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dead_letter_path(channel))?;
+        writeln!(file, "{line}")?;
+        file.sync_data()
+    }
+
+    /// Reads `name`; `None` when it does not exist, or when it cannot be parsed, in which case
+    /// it is moved aside to `<name>.corrupt-<unix time>` and the error is logged.
+    fn load_json<T: DeserializeOwned>(&self, name: &str) -> Option<T> {
+        let path = self.dir.join(name);
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
+            Err(e) => {
+                tracing::error!(path = %path.display(), error = %e, "cannot read; starting without it");
+                return None;
+            }
+        };
+        match serde_json::from_slice(&bytes) {
+            Ok(value) => Some(value),
+            Err(e) => {
+                let stamp = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                let aside = self.dir.join(format!("{name}.corrupt-{stamp}"));
+                let moved = fs::rename(&path, &aside);
+                tracing::error!(
+                    path = %path.display(),
+                    error = %e,
+                    moved_to = %aside.display(),
+                    moved = moved.is_ok(),
+                    "corrupt; moved aside, starting fresh"
+                );
+                None
+            }
+        }
+    }
+
+    fn save_json<T: Serialize + ?Sized>(&self, name: &str, value: &T) -> io::Result<()> {
+        let bytes = serde_json::to_vec(value).map_err(io::Error::other)?;
+        self.write_atomic(name, &bytes)
+    }
+
+    /// Writes `name` so that a crash leaves either the old or the new contents.
+    fn write_atomic(&self, name: &str, bytes: &[u8]) -> io::Result<()> {
+        let path = self.dir.join(name);
+        let temp = self.dir.join(format!(".{name}.tmp"));
+        let mut file = File::create(&temp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        drop(file);
+        fs::rename(&temp, &path)?;
+        // The rename is durable only once the directory is.
+        File::open(&self.dir)?.sync_all()
+    }
+}
+
+fn outbox_file(channel: &str) -> String {
+    format!("outbox-{channel}.json")
+}
+
+/// Who owns `dir` (or its nearest existing ancestor) and who we are, for error messages.
+fn ownership(dir: &Path) -> String {
+    let me = format!(
+        "watchdog runs as uid {} gid {}",
+        rustix::process::getuid().as_raw(),
+        rustix::process::getgid().as_raw()
+    );
+    let existing = dir.ancestors().find(|p| p.exists());
+    match existing.and_then(|p| fs::metadata(p).ok().map(|m| (p, m))) {
+        Some((path, meta)) => format!(
+            "{} is owned by uid {} gid {} with mode {:o}; {me}",
+            path.display(),
+            meta.uid(),
+            meta.gid(),
+            meta.mode() & 0o7777
+        ),
+        None => me,
+    }
+}
+
+/// What the outbox had to drop to stay within its bound.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dropped(pub Event);
+
+/// Adds `event` to `queue`, keeping at most `max` events: when full, the oldest reminder goes
+/// first (a later reminder or the recovery says the same); only a queue of nothing but fires
+/// and recoveries loses its oldest.
+pub fn push_bounded(queue: &mut VecDeque<Event>, event: Event, max: usize) -> Vec<Dropped> {
+    queue.push_back(event);
+    let mut dropped = Vec::new();
+    while queue.len() > max.max(1) {
+        let victim = queue
+            .iter()
+            .position(|e| e.event == EventKind::Reminder)
+            .unwrap_or(0);
+        if let Some(event) = queue.remove(victim) {
+            dropped.push(Dropped(event));
+        }
+    }
+    dropped
+}

@@ -1,0 +1,267 @@
+//! Alert texts a person can act on, in English and Russian.
+//!
+//! Owns the one-line summary and the body of every event kind: what is stuck, on which host,
+//! since when, what it costs, whether it was orphaned and by whom, and what to run about it.
+//! Pure: an alert, a host and a language in, two strings out. Channels escape them for their
+//! own markup; nothing here is markup.
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::{Alert, EventKind};
+use crate::event::rfc3339;
+use crate::signals::proc::ProcFacts;
+use crate::signals::{CollectorFacts, Facts};
+
+/// The language of alert texts (`WATCHDOG_LANG`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Lang {
+    En,
+    Ru,
+}
+
+/// The summary (one line) and the text (a few lines) of `alert`.
+pub fn render(alert: &Alert, host: &str, lang: Lang) -> (String, String) {
+    match &alert.facts {
+        Facts::Proc(facts) => proc_text(alert, facts, host, lang),
+        Facts::Collector(facts) => collector_text(alert, facts, host, lang),
+    }
+}
+
+/// `2h05m`, `4d03h`, `59s` (English); `2 ч 05 мин`, `4 д 03 ч`, `59 с` (Russian).
+pub fn duration(seconds: u64, lang: Lang) -> String {
+    let (d, h, m, s) = (
+        seconds / 86400,
+        seconds / 3600 % 24,
+        seconds / 60 % 60,
+        seconds % 60,
+    );
+    let [ud, uh, um, us] = match lang {
+        Lang::En => ["d", "h", "m", "s"],
+        Lang::Ru => [" д", " ч", " мин", " с"],
+    };
+    let sep = if lang == Lang::Ru { " " } else { "" };
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s}{us}"),
+        (0, 0, _) => format!("{m}{um}{sep}{s:02}{us}"),
+        (0, _, _) => format!("{h}{uh}{sep}{m:02}{um}"),
+        _ => format!("{d}{ud}{sep}{h:02}{uh}"),
+    }
+}
+
+/// Binary units with one decimal.
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+fn proc_text(alert: &Alert, f: &ProcFacts, host: &str, lang: Lang) -> (String, String) {
+    let age = duration(f.age_s, lang);
+    let lasted = duration(alert.duration_s(), lang);
+    let since = rfc3339(alert.since);
+    let who = format!("{} (pid {})", f.comm, f.pid);
+    let parent = f.parent.as_deref().unwrap_or("?");
+    let members = f.members.clone().unwrap_or_else(|| vec![f.pid]);
+    let pids = members
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let cpu = f.group_cpu_pct.unwrap_or(f.cpu_pct);
+    let rss = bytes(f.group_rss_bytes.unwrap_or(f.rss_bytes));
+    // A group kill is safe only when the group is the stuck work's own: its leader is one of
+    // the matched processes, or gone. Otherwise (pytest in its orchestrator's group, pgid 0
+    // or 1) it would take down what started it, so name the pids instead.
+    let group_is_its_own = f.pgid > 1 && (members.contains(&f.pgid) || !f.group_leader_alive);
+    let (stop_term, stop_kill) = if group_is_its_own {
+        (
+            format!("kill -TERM -- -{}", f.pgid),
+            format!("kill -KILL -- -{}", f.pgid),
+        )
+    } else {
+        (format!("kill -TERM {pids}"), format!("kill -KILL {pids}"))
+    };
+    let adopted = f.ppid == 1 || crate::signals::proc::REAPERS.contains(&parent);
+    match lang {
+        Lang::En => {
+            let orphan = match (f.orphaned, adopted) {
+                (true, true) => format!("Orphaned: adopted by {parent} (pid {}); nothing is waiting for it.", f.ppid),
+                (true, false) => format!("Orphaned: the leader of its process group ({}) is gone; its parent is {parent} (pid {}).", f.pgid, f.ppid),
+                (false, _) => format!("Not orphaned: its parent is {parent} (pid {}).", f.ppid),
+            };
+            let group = if group_is_its_own {
+                format!(
+                    "To stop its whole process group {} ({} matching: pids {pids}), run on {host}:",
+                    f.pgid,
+                    members.len()
+                )
+            } else {
+                format!("Its process group {} is not its own; to stop just these processes (pids {pids}), run on {host}:", f.pgid)
+            };
+            let cost = match members.len() {
+                1 => format!("CPU: {cpu:.1}% of one core on average over its life; memory: {rss}."),
+                n => format!("CPU: {cpu:.1}% of one core on average, summed over its {n} processes; memory: {rss}."),
+            };
+            let orphan_note = if f.orphaned { ", orphaned" } else { "" };
+            match alert.event {
+                EventKind::Fire | EventKind::Test => (
+                    format!("[{host}] stuck: {who} running for {age}{orphan_note}"),
+                    format!(
+                        "{who} on {host} has been running for {age}, past the limit, since {since}.\n\
+                         Command: {cmd}\n{orphan}\n{cost}\n{group}\n  {stop_term}\n\
+                         and if it is still there a minute later:\n  {stop_kill}",
+                        cmd = f.cmdline
+                    ),
+                ),
+                EventKind::Reminder => (
+                    format!("[{host}] still stuck: {who} running for {age}{orphan_note}"),
+                    format!(
+                        "{who} on {host} is still running, {age} now; it has been past the limit \
+                         since {since} ({lasted}).\nCommand: {cmd}\n{orphan}\n{cost}\n{group}\n  \
+                         {stop_term}\nand if it is still there a minute later:\n  {stop_kill}",
+                        cmd = f.cmdline
+                    ),
+                ),
+                EventKind::Recovery => (
+                    format!("[{host}] over: {who} is no longer stuck, after {lasted}"),
+                    format!(
+                        "{who} on {host} has exited or is no longer past the limit. It was \
+                         stuck for {lasted}, since {since}.\nCommand: {cmd}",
+                        cmd = f.cmdline
+                    ),
+                ),
+            }
+        }
+        Lang::Ru => {
+            let orphan = match (f.orphaned, adopted) {
+                (true, true) => format!("Осиротел: его усыновил {parent} (pid {}), никто его не ждёт.", f.ppid),
+                (true, false) => format!("Осиротел: лидер его группы процессов ({}) завершился; родитель — {parent} (pid {}).", f.pgid, f.ppid),
+                (false, _) => format!("Не осиротел: родитель — {parent} (pid {}).", f.ppid),
+            };
+            let group = if group_is_its_own {
+                format!("Чтобы остановить всю его группу процессов {} (совпало: {}, pid {pids}), выполните на {host}:", f.pgid, members.len())
+            } else {
+                format!("Группа процессов {} ему не принадлежит; чтобы остановить только эти процессы (pid {pids}), выполните на {host}:", f.pgid)
+            };
+            let cost = match members.len() {
+                1 => format!("CPU: в среднем {cpu:.1}% одного ядра за всё время; память: {rss}."),
+                n => format!(
+                    "CPU: в среднем {cpu:.1}% одного ядра в сумме по {n} процессам; память: {rss}."
+                ),
+            };
+            let orphan_note = if f.orphaned { ", осиротел" } else { "" };
+            match alert.event {
+                EventKind::Fire | EventKind::Test => (
+                    format!("[{host}] зависло: {who} работает {age}{orphan_note}"),
+                    format!(
+                        "{who} на {host} работает уже {age} и с {since} превышает порог.\n\
+                         Команда: {cmd}\n{orphan}\n{cost}\n{group}\n  {stop_term}\n\
+                         и, если через минуту он ещё жив:\n  {stop_kill}",
+                        cmd = f.cmdline
+                    ),
+                ),
+                EventKind::Reminder => (
+                    format!("[{host}] всё ещё зависло: {who} работает {age}{orphan_note}"),
+                    format!(
+                        "{who} на {host} всё ещё работает, уже {age}; порог превышен с {since} \
+                         ({lasted}).\nКоманда: {cmd}\n{orphan}\n{cost}\n{group}\n  {stop_term}\n\
+                         и, если через минуту он ещё жив:\n  {stop_kill}",
+                        cmd = f.cmdline
+                    ),
+                ),
+                EventKind::Recovery => (
+                    format!("[{host}] снято: {who} больше не зависает, длилось {lasted}"),
+                    format!(
+                        "{who} на {host} завершился или больше не превышает порог. Зависание \
+                         длилось {lasted}, с {since}.\nКоманда: {cmd}",
+                        cmd = f.cmdline
+                    ),
+                ),
+            }
+        }
+    }
+}
+
+fn collector_text(alert: &Alert, f: &CollectorFacts, host: &str, lang: Lang) -> (String, String) {
+    let since = rfc3339(alert.since);
+    let lasted = duration(alert.duration_s(), lang);
+    let (name, error, ticks) = (&f.collector, &f.error, f.failed_ticks);
+    match (lang, alert.event) {
+        (Lang::En, EventKind::Fire | EventKind::Reminder | EventKind::Test) => (
+            format!(
+                "[{host}] watchdog cannot see: the {name} collector failed {ticks} ticks in a row"
+            ),
+            format!(
+                "The {name} collector on {host} has failed {ticks} ticks in a row, since {since}.\n\
+                 Last error: {error}\n\
+                 While it fails, the alerts it feeds are held: nothing is recovered and nothing \
+                 new is found.\n\
+                 What to do: run `watchdog once` on {host} to see the error; check \
+                 WATCHDOG_PROC_ROOT, that the container runs with pid: host (hostPID), and the \
+                 hidepid option of the /proc mount."
+            ),
+        ),
+        (Lang::En, EventKind::Recovery) => (
+            format!("[{host}] watchdog sees again: the {name} collector works, after {lasted}"),
+            format!(
+                "The {name} collector on {host} works again; it could not see for {lasted}, \
+                 since {since}.\nAlerts it holds are decided again from this tick on."
+            ),
+        ),
+        (Lang::Ru, EventKind::Fire | EventKind::Reminder | EventKind::Test) => (
+            format!("[{host}] watchdog ослеп: сборщик {name} не работает {ticks} тиков подряд"),
+            format!(
+                "Сборщик {name} на {host} не работает {ticks} тиков подряд, с {since}.\n\
+                 Последняя ошибка: {error}\n\
+                 Пока он не работает, его оповещения удерживаются: ничего не снимается и ничего \
+                 нового не находится.\n\
+                 Что делать: запустите `watchdog once` на {host}, чтобы увидеть ошибку; \
+                 проверьте WATCHDOG_PROC_ROOT, что контейнер запущен с pid: host (hostPID), и \
+                 опцию hidepid у монтирования /proc."
+            ),
+        ),
+        (Lang::Ru, EventKind::Recovery) => (
+            format!("[{host}] watchdog снова видит: сборщик {name} работает, сбой длился {lasted}"),
+            format!(
+                "Сборщик {name} на {host} снова работает; он не видел {lasted}, с {since}.\n\
+                 Удержанные оповещения снова решаются с этого тика."
+            ),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_at_a_glance_in_both_languages() {
+        let cases = [
+            (59, "59s", "59 с"),
+            (60, "1m00s", "1 мин 00 с"),
+            (7500, "2h05m", "2 ч 05 мин"),
+            (90000, "1d01h", "1 д 01 ч"),
+        ];
+        for (seconds, en, ru) in cases {
+            assert_eq!(duration(seconds, Lang::En), en, "{seconds}");
+            assert_eq!(duration(seconds, Lang::Ru), ru, "{seconds}");
+        }
+    }
+
+    #[test]
+    fn bytes_use_binary_units() {
+        assert_eq!(bytes(512), "512 B");
+        assert_eq!(bytes(8 << 20), "8.0 MiB");
+        assert_eq!(bytes(1536), "1.5 KiB");
+    }
+}

@@ -1,0 +1,362 @@
+//! decide(): table tests with injected time and boundary pairs around every threshold.
+
+use watchdog::engine::{
+    decide, AlertState, CollectorTick, EventKind, Outcome, Reason, Rules, Unix,
+};
+use watchdog::signals::proc::ProcFacts;
+use watchdog::signals::{Facts, Kind, Signal};
+
+const T0: Unix = 1_800_000_000;
+const COOLDOWN: u64 = 1800;
+
+fn rules() -> Rules {
+    Rules {
+        proc_cooldown_s: COOLDOWN,
+        collector_fail_ticks: 3,
+        collector_fail_cooldown_s: 600,
+    }
+}
+
+fn facts(pid: u32, age_s: u64) -> Facts {
+    Facts::Proc(ProcFacts {
+        pid,
+        ppid: 1,
+        pgid: pid,
+        session: pid,
+        state: 'S',
+        comm: "pytest".into(),
+        age_s,
+        cmdline: "pytest".into(),
+        orphaned: true,
+        parent: Some("tini".into()),
+        group_leader_alive: true,
+        cpu_pct: 0.0,
+        rss_bytes: 0,
+        members: None,
+        group_cpu_pct: None,
+        group_rss_bytes: None,
+    })
+}
+
+fn signal(entity: &str, active: bool) -> Signal {
+    Signal {
+        kind: Kind::ProcBlocking,
+        entity: entity.into(),
+        active,
+        facts: facts(7, 4000),
+    }
+}
+
+fn ok(signals: Vec<Signal>) -> CollectorTick {
+    CollectorTick::Ok {
+        signals,
+        unreadable: Vec::new(),
+    }
+}
+
+fn failed() -> CollectorTick {
+    CollectorTick::Failed {
+        error: "/proc: not found".into(),
+    }
+}
+
+fn tick(state: &AlertState, proc: CollectorTick, now: Unix) -> Outcome {
+    decide(state, &[("proc", proc)], now, &rules())
+}
+
+fn events(outcome: &Outcome) -> Vec<(EventKind, &str)> {
+    outcome
+        .alerts
+        .iter()
+        .map(|a| (a.event, a.entity.as_str()))
+        .collect()
+}
+
+fn reasons(outcome: &Outcome) -> Vec<Reason> {
+    outcome.decisions.iter().map(|(_, _, r)| *r).collect()
+}
+
+/// A state in which `proc:7:1` fired at T0.
+fn fired() -> AlertState {
+    tick(
+        &AlertState::default(),
+        ok(vec![signal("proc:7:1", true)]),
+        T0,
+    )
+    .state
+}
+
+#[test]
+fn the_first_active_tick_fires() {
+    let outcome = tick(
+        &AlertState::default(),
+        ok(vec![signal("proc:7:1", true)]),
+        T0,
+    );
+    assert_eq!(events(&outcome), [(EventKind::Fire, "proc:7:1")]);
+    assert_eq!(reasons(&outcome), [Reason::First]);
+    let known = outcome.state.get(Kind::ProcBlocking, "proc:7:1").unwrap();
+    assert_eq!((known.since, known.last_notified), (T0, T0));
+}
+
+#[test]
+fn an_inactive_signal_never_seen_active_sends_nothing() {
+    let outcome = tick(
+        &AlertState::default(),
+        ok(vec![signal("proc:7:1", false)]),
+        T0,
+    );
+    assert!(outcome.alerts.is_empty());
+    assert_eq!(outcome.state, AlertState::default());
+}
+
+#[test]
+fn reminders_come_once_the_cooldown_has_passed_and_not_before() {
+    let cases = [
+        (COOLDOWN as Unix - 1, None, Reason::WithinCooldown),
+        (
+            COOLDOWN as Unix,
+            Some(EventKind::Reminder),
+            Reason::Reminder,
+        ),
+        (
+            COOLDOWN as Unix + 1,
+            Some(EventKind::Reminder),
+            Reason::Reminder,
+        ),
+    ];
+    for (after, event, reason) in cases {
+        let outcome = tick(&fired(), ok(vec![signal("proc:7:1", true)]), T0 + after);
+        let got: Vec<EventKind> = outcome.alerts.iter().map(|a| a.event).collect();
+        assert_eq!(
+            got,
+            event.into_iter().collect::<Vec<_>>(),
+            "{after}s after the fire"
+        );
+        assert_eq!(reasons(&outcome), [reason], "{after}s after the fire");
+        let known = outcome.state.get(Kind::ProcBlocking, "proc:7:1").unwrap();
+        assert_eq!(known.since, T0, "since never moves");
+    }
+}
+
+#[test]
+fn the_next_reminder_counts_from_the_last_one() {
+    let reminded = tick(&fired(), ok(vec![signal("proc:7:1", true)]), T0 + 2000).state;
+    let quiet = tick(
+        &reminded,
+        ok(vec![signal("proc:7:1", true)]),
+        T0 + 2000 + 1799,
+    );
+    assert!(quiet.alerts.is_empty());
+    let again = tick(
+        &reminded,
+        ok(vec![signal("proc:7:1", true)]),
+        T0 + 2000 + 1800,
+    );
+    assert_eq!(events(&again), [(EventKind::Reminder, "proc:7:1")]);
+}
+
+#[test]
+fn an_entity_seen_inactive_recovers_with_how_long_it_lasted() {
+    let outcome = tick(&fired(), ok(vec![signal("proc:7:1", false)]), T0 + 600);
+    assert_eq!(events(&outcome), [(EventKind::Recovery, "proc:7:1")]);
+    assert_eq!(reasons(&outcome), [Reason::Recovered]);
+    assert_eq!(outcome.alerts[0].duration_s(), 600);
+    assert_eq!(outcome.state.entities().count(), 0);
+}
+
+#[test]
+fn an_entity_absent_from_a_successful_collection_is_gone() {
+    let outcome = tick(&fired(), ok(vec![]), T0 + 30);
+    assert_eq!(events(&outcome), [(EventKind::Recovery, "proc:7:1")]);
+    assert_eq!(reasons(&outcome), [Reason::Gone]);
+}
+
+#[test]
+fn recovery_is_held_while_collection_fails() {
+    let mut state = fired();
+    for n in 1..=5 {
+        let outcome = tick(&state, failed(), T0 + n * 30 + COOLDOWN as Unix);
+        assert!(
+            outcome
+                .alerts
+                .iter()
+                .all(|a| a.kind == Kind::CollectorFailing),
+            "tick {n}: no recovery and no reminder of a held entity: {:?}",
+            outcome.alerts
+        );
+        assert!(
+            reasons(&outcome).contains(&Reason::HeldCollectorFailed),
+            "tick {n}"
+        );
+        let known = outcome.state.get(Kind::ProcBlocking, "proc:7:1").unwrap();
+        assert_eq!(
+            (known.since, known.last_notified),
+            (T0, T0),
+            "tick {n}: held as it was"
+        );
+        assert!(known.held);
+        state = outcome.state;
+    }
+    // Back, and still stuck: past the cooldown since the last alert, so a reminder.
+    let back = tick(
+        &state,
+        ok(vec![signal("proc:7:1", true)]),
+        T0 + 200 + COOLDOWN as Unix,
+    );
+    let proc_events: Vec<_> = back
+        .alerts
+        .iter()
+        .filter(|a| a.kind == Kind::ProcBlocking)
+        .collect();
+    assert_eq!(proc_events.len(), 1);
+    assert_eq!(proc_events[0].event, EventKind::Reminder);
+}
+
+#[test]
+fn an_unreadable_entity_is_held_not_recovered() {
+    let unreadable = CollectorTick::Ok {
+        signals: vec![],
+        unreadable: vec!["proc:7".into()],
+    };
+    let outcome = tick(&fired(), unreadable, T0 + 30);
+    assert!(outcome.alerts.is_empty(), "{:?}", outcome.alerts);
+    assert_eq!(reasons(&outcome), [Reason::HeldUnreadable]);
+    assert!(
+        outcome
+            .state
+            .get(Kind::ProcBlocking, "proc:7:1")
+            .unwrap()
+            .held
+    );
+}
+
+#[test]
+fn an_unreadable_pid_holds_only_its_own_entities() {
+    let state = tick(
+        &AlertState::default(),
+        ok(vec![signal("proc:7:1", true), signal("proc:70:1", true)]),
+        T0,
+    )
+    .state;
+    let unreadable = CollectorTick::Ok {
+        signals: vec![],
+        unreadable: vec!["proc:7".into()],
+    };
+    let outcome = tick(&state, unreadable, T0 + 30);
+    assert_eq!(events(&outcome), [(EventKind::Recovery, "proc:70:1")]);
+}
+
+#[test]
+fn a_reused_pid_is_a_new_entity_the_old_one_recovers() {
+    let outcome = tick(&fired(), ok(vec![signal("proc:7:999", true)]), T0 + 30);
+    let mut got = events(&outcome);
+    got.sort_by_key(|(_, e)| e.to_string());
+    assert_eq!(
+        got,
+        [
+            (EventKind::Recovery, "proc:7:1"),
+            (EventKind::Fire, "proc:7:999")
+        ]
+    );
+}
+
+#[test]
+fn a_collector_failing_fail_ticks_in_a_row_alerts_about_itself() {
+    let mut state = AlertState::default();
+    let mut fired_at = None;
+    for n in 1..=4u32 {
+        let outcome = tick(&state, failed(), T0 + Unix::from(n));
+        let own: Vec<_> = outcome
+            .alerts
+            .iter()
+            .filter(|a| a.kind == Kind::CollectorFailing)
+            .collect();
+        match n {
+            1 | 2 => assert!(own.is_empty(), "tick {n}: below the fail-tick count"),
+            3 => {
+                assert_eq!(own.len(), 1, "tick 3 reaches the count");
+                assert_eq!(own[0].event, EventKind::Fire);
+                assert_eq!(own[0].entity, "collector:proc");
+                fired_at = Some(T0 + 3);
+            }
+            _ => assert!(own.is_empty(), "tick {n}: inside its cooldown"),
+        }
+        state = outcome.state;
+    }
+    assert_eq!(state.fail_streak("proc"), 4);
+    // Its own cooldown (600 s), with the boundary pair.
+    let fired_at = fired_at.unwrap();
+    let quiet = tick(&state, failed(), fired_at + 599);
+    assert!(quiet.alerts.is_empty());
+    let reminder = tick(&state, failed(), fired_at + 600);
+    assert_eq!(events(&reminder), [(EventKind::Reminder, "collector:proc")]);
+    let Facts::Collector(f) = &reminder.alerts[0].facts else {
+        panic!("collector facts")
+    };
+    assert_eq!((f.collector.as_str(), f.failed_ticks), ("proc", 5));
+
+    let back = tick(&state, ok(vec![]), fired_at + 700);
+    assert_eq!(events(&back), [(EventKind::Recovery, "collector:proc")]);
+    assert_eq!(back.state.fail_streak("proc"), 0);
+}
+
+#[test]
+fn a_success_resets_the_fail_streak() {
+    let mut state = AlertState::default();
+    for (n, outcome) in [failed(), failed(), ok(vec![]), failed(), failed()]
+        .into_iter()
+        .enumerate()
+    {
+        let result = tick(&state, outcome, T0 + n as Unix);
+        assert!(
+            result.alerts.is_empty(),
+            "tick {n}: never 3 failures in a row"
+        );
+        state = result.state;
+    }
+    assert_eq!(state.fail_streak("proc"), 2);
+}
+
+#[test]
+fn switching_a_collector_off_forgets_its_entities_without_recovery() {
+    let mut state = fired();
+    let failing = (1..=3).fold(AlertState::default(), |s, n| {
+        tick(&s, failed(), T0 + n).state
+    });
+    assert!(failing
+        .get(Kind::CollectorFailing, "collector:proc")
+        .is_some());
+    let dropped = state.retain_enabled(&[]);
+    assert_eq!(dropped.len(), 1);
+    assert_eq!(state.entities().count(), 0);
+    let mut failing = failing;
+    assert_eq!(failing.retain_enabled(&[]).len(), 1);
+    assert_eq!(failing.fail_streak("proc"), 0);
+    let mut kept = fired();
+    assert!(kept.retain_enabled(&["proc"]).is_empty());
+}
+
+#[test]
+fn facts_follow_the_latest_tick() {
+    let mut later = signal("proc:7:1", true);
+    later.facts = facts(7, 9999);
+    let outcome = tick(&fired(), ok(vec![later.clone()]), T0 + 1);
+    assert_eq!(
+        outcome
+            .state
+            .get(Kind::ProcBlocking, "proc:7:1")
+            .unwrap()
+            .facts,
+        later.facts
+    );
+}
+
+#[test]
+fn the_state_round_trips_through_json() {
+    let state = (1..=3).fold(fired(), |s, n| tick(&s, failed(), T0 + n).state);
+    let json = serde_json::to_string(&state).unwrap();
+    let back: AlertState = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, state);
+    assert!(json.contains("\"version\":1"), "{json}");
+}

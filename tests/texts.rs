@@ -1,0 +1,191 @@
+//! What a person reads: every event kind in both languages, pinned with insta.
+
+use watchdog::engine::{Alert, EventKind, Unix};
+use watchdog::event::Event;
+use watchdog::signals::proc::ProcFacts;
+use watchdog::signals::{CollectorFacts, Facts, Kind};
+use watchdog::text::Lang;
+
+const SINCE: Unix = 1_795_000_000; // 2026-11-18T11:06:40Z
+const EVENTS: [EventKind; 3] = [EventKind::Fire, EventKind::Reminder, EventKind::Recovery];
+
+fn proc_facts() -> ProcFacts {
+    ProcFacts {
+        pid: 100,
+        ppid: 1,
+        pgid: 100,
+        session: 100,
+        state: 'S',
+        comm: "pytest".into(),
+        age_s: 7990,
+        cmdline: "/usr/bin/python3 -m pytest -n 3 tests/ --token ***".into(),
+        orphaned: true,
+        parent: Some("tini".into()),
+        group_leader_alive: true,
+        cpu_pct: 1.0,
+        rss_bytes: 81_920_000,
+        members: Some(vec![100, 101, 102]),
+        group_cpu_pct: Some(151.0),
+        group_rss_bytes: Some(450_969_600),
+    }
+}
+
+fn alert(event: EventKind, facts: Facts, kind: Kind, entity: &str) -> Alert {
+    let at = match event {
+        EventKind::Fire => SINCE,
+        _ => SINCE + 5400,
+    };
+    Alert {
+        event,
+        kind,
+        entity: entity.into(),
+        since: SINCE,
+        at,
+        facts,
+    }
+}
+
+fn read(event: &Event) -> String {
+    format!("{}\n\n{}", event.summary, event.text)
+}
+
+#[test]
+fn proc_blocking_texts() {
+    for lang in [Lang::En, Lang::Ru] {
+        for event in EVENTS {
+            let alert = alert(
+                event,
+                Facts::Proc(proc_facts()),
+                Kind::ProcBlocking,
+                "proc:100:9200000",
+            );
+            let rendered = Event::render(&alert, "ci-runner-3", lang);
+            let name = format!("proc_blocking_{}_{lang:?}", event.as_str()).to_lowercase();
+            insta::assert_snapshot!(name, read(&rendered));
+        }
+    }
+}
+
+#[test]
+fn a_process_in_its_orchestrators_group_is_stopped_by_pid_not_by_group() {
+    // pytest (pid 30) in the group of a live orchestrator (pgid 10): a group kill would take
+    // the orchestrator down with it.
+    let facts = ProcFacts {
+        pid: 30,
+        ppid: 10,
+        pgid: 10,
+        session: 10,
+        orphaned: false,
+        parent: Some("python3".into()),
+        group_leader_alive: true,
+        members: Some(vec![30, 31]),
+        ..proc_facts()
+    };
+    for lang in [Lang::En, Lang::Ru] {
+        let alert = alert(
+            EventKind::Fire,
+            Facts::Proc(facts.clone()),
+            Kind::ProcBlocking,
+            "proc:30:1",
+        );
+        let text = Event::render(&alert, "ci-runner-3", lang).text;
+        assert!(!text.contains("-- -10"), "{lang:?}: {text}");
+        assert!(text.contains("kill -TERM 30 31"), "{lang:?}: {text}");
+        insta::assert_snapshot!(
+            format!("proc_blocking_shared_group_{lang:?}").to_lowercase(),
+            text
+        );
+    }
+}
+
+#[test]
+fn a_group_whose_leader_is_gone_is_stopped_as_a_group() {
+    let facts = ProcFacts {
+        pid: 201,
+        ppid: 10,
+        pgid: 200,
+        parent: Some("python3".into()),
+        group_leader_alive: false,
+        members: Some(vec![201]),
+        ..proc_facts()
+    };
+    let alert = alert(
+        EventKind::Fire,
+        Facts::Proc(facts),
+        Kind::ProcBlocking,
+        "proc:201:1",
+    );
+    let text = Event::render(&alert, "h", Lang::En).text;
+    assert!(text.contains("kill -TERM -- -200"), "{text}");
+    assert!(
+        text.contains("the leader of its process group (200) is gone"),
+        "{text}"
+    );
+}
+
+#[test]
+fn collector_failing_texts() {
+    let facts = Facts::Collector(CollectorFacts {
+        collector: "proc".into(),
+        error: "/proc: pid 1 is not listed".into(),
+        failed_ticks: 3,
+    });
+    for lang in [Lang::En, Lang::Ru] {
+        for event in EVENTS {
+            let alert = alert(
+                event,
+                facts.clone(),
+                Kind::CollectorFailing,
+                "collector:proc",
+            );
+            let rendered = Event::render(&alert, "ci-runner-3", lang);
+            let name = format!("collector_failing_{}_{lang:?}", event.as_str()).to_lowercase();
+            insta::assert_snapshot!(name, read(&rendered));
+        }
+    }
+}
+
+#[test]
+fn the_wire_format() {
+    let alert = alert(
+        EventKind::Recovery,
+        Facts::Proc(proc_facts()),
+        Kind::ProcBlocking,
+        "proc:100:9200000",
+    );
+    let event = Event::render(&alert, "ci-runner-3", Lang::En);
+    let json: serde_json::Value = serde_json::from_str(&event.to_json()).unwrap();
+    assert_eq!(json["schema"], "watchdog.alert.v1");
+    assert_eq!(json["event"], "recovery");
+    assert_eq!(json["since"], "2026-11-18T11:06:40Z");
+    assert_eq!(json["at"], "2026-11-18T12:36:40Z");
+    assert_eq!(json["duration_s"], 5400);
+    assert!(json["id"].as_str().unwrap().starts_with("evt_"));
+    insta::assert_snapshot!(serde_json::to_string_pretty(&json).unwrap());
+}
+
+#[test]
+fn event_ids_differ_per_event_and_repeat_per_decision() {
+    let render = |event, at| {
+        let mut a = alert(
+            event,
+            Facts::Proc(proc_facts()),
+            Kind::ProcBlocking,
+            "proc:100:9200000",
+        );
+        a.at = at;
+        Event::render(&a, "h", Lang::En).id
+    };
+    assert_eq!(
+        render(EventKind::Reminder, SINCE + 60),
+        render(EventKind::Reminder, SINCE + 60)
+    );
+    assert_ne!(
+        render(EventKind::Reminder, SINCE + 60),
+        render(EventKind::Reminder, SINCE + 61)
+    );
+    assert_ne!(
+        render(EventKind::Reminder, SINCE + 60),
+        render(EventKind::Recovery, SINCE + 60)
+    );
+}
