@@ -194,3 +194,95 @@ pub fn push_bounded(queue: &mut VecDeque<Event>, event: Event, max: usize) -> Ve
     }
     dropped
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{Alert, Unix};
+    use crate::signals::{CollectorFacts, Facts, Kind};
+    use crate::text::Lang;
+
+    fn event(kind: EventKind, at: Unix) -> Event {
+        let facts = Facts::Collector(CollectorFacts {
+            collector: "proc".into(),
+            error: "x".into(),
+            failed_ticks: 3,
+        });
+        let alert = Alert {
+            event: kind,
+            kind: Kind::CollectorFailing,
+            entity: "collector:proc".into(),
+            since: 0,
+            at,
+            facts,
+        };
+        Event::render(&alert, "h", Lang::En)
+    }
+
+    fn kinds(queue: &VecDeque<Event>) -> Vec<(EventKind, Unix)> {
+        queue
+            .iter()
+            .map(|e| (e.event, e.duration_s as Unix))
+            .collect()
+    }
+
+    #[test]
+    fn a_full_outbox_drops_the_oldest_reminder_first() {
+        use EventKind::{Fire, Recovery, Reminder};
+        let mut queue = VecDeque::new();
+        for (kind, at) in [(Fire, 1), (Reminder, 2), (Reminder, 3)] {
+            assert!(push_bounded(&mut queue, event(kind, at), 3).is_empty());
+        }
+        let dropped = push_bounded(&mut queue, event(Recovery, 4), 3);
+        assert_eq!(dropped.len(), 1);
+        assert_eq!((dropped[0].0.event, dropped[0].0.duration_s), (Reminder, 2));
+        assert_eq!(kinds(&queue), [(Fire, 1), (Reminder, 3), (Recovery, 4)]);
+    }
+
+    #[test]
+    fn an_outbox_of_fires_and_recoveries_drops_its_oldest() {
+        use EventKind::{Fire, Recovery};
+        let mut queue = VecDeque::new();
+        for (kind, at) in [(Fire, 1), (Recovery, 2)] {
+            push_bounded(&mut queue, event(kind, at), 2);
+        }
+        let dropped = push_bounded(&mut queue, event(Fire, 3), 2);
+        assert_eq!((dropped[0].0.event, dropped[0].0.duration_s), (Fire, 1));
+        assert_eq!(kinds(&queue), [(Recovery, 2), (Fire, 3)]);
+    }
+
+    #[test]
+    fn files_are_replaced_whole_and_leave_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut queue = VecDeque::new();
+        queue.push_back(event(EventKind::Fire, 1));
+        store.save_outbox("webhook", &queue).unwrap();
+        store.save_outbox("webhook", &VecDeque::new()).unwrap();
+        assert!(store.load_outbox("webhook").is_empty());
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["outbox-webhook.json"]);
+    }
+
+    #[test]
+    fn a_corrupt_outbox_is_moved_aside_and_read_as_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        fs::write(dir.path().join("outbox-webhook.json"), "[{").unwrap();
+        assert!(store.load_outbox("webhook").is_empty());
+        let aside = fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("outbox-webhook.json.corrupt-")
+            })
+            .count();
+        assert_eq!(aside, 1);
+    }
+}
