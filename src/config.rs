@@ -10,7 +10,7 @@
 //! variable and what it wanted.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -66,6 +66,24 @@ pub struct Config {
     pub webhook_url: String,
     /// `whsec_<base64>`: sign webhooks by the Standard Webhooks spec. Empty: unsigned.
     pub webhook_secret: String,
+    /// A Slack incoming-webhook URL. Empty: no Slack.
+    pub slack_webhook_url: String,
+    /// A Telegram bot token. Empty: no Telegram.
+    pub telegram_bot_token: String,
+    pub telegram_chat_id: String,
+    /// The Bot API server: the public one, or a self-hosted one.
+    pub telegram_api_url: String,
+    /// Comma-separated Alertmanager base URLs; every alert goes to every one. Empty: none.
+    pub alertmanager_urls: String,
+    pub alertmanager_bearer_token: String,
+    /// `user:password`.
+    pub alertmanager_basic_auth: String,
+    /// How long past each send an alert stays firing in Alertmanager without a new send.
+    pub alertmanager_hold_s: u64,
+    /// A URL fetched once per successful tick (healthchecks-style). Empty: none.
+    pub heartbeat_url: String,
+    /// Extra PEM certificates every HTTP client trusts. Empty: the system's only.
+    pub ca_file: String,
     pub proc_enabled: bool,
     pub proc_root: PathBuf,
     pub proc_patterns: String,
@@ -91,6 +109,16 @@ impl Default for Config {
             retry_max_s: 300,
             webhook_url: String::new(),
             webhook_secret: String::new(),
+            slack_webhook_url: String::new(),
+            telegram_bot_token: String::new(),
+            telegram_chat_id: String::new(),
+            telegram_api_url: "https://api.telegram.org".into(),
+            alertmanager_urls: String::new(),
+            alertmanager_bearer_token: String::new(),
+            alertmanager_basic_auth: String::new(),
+            alertmanager_hold_s: 600,
+            heartbeat_url: String::new(),
+            ca_file: String::new(),
             proc_enabled: false,
             proc_root: PathBuf::from("/proc"),
             proc_patterns: "pytest".into(),
@@ -123,6 +151,31 @@ const EXPECTS: &[(&str, &str)] = &[
     ("retry_max_s", "a whole number of seconds, at least 1"),
     ("webhook_url", "an http:// or https:// URL"),
     ("webhook_secret", "whsec_ followed by a base64 key"),
+    ("slack_webhook_url", "an http:// or https:// URL"),
+    (
+        "telegram_bot_token",
+        "a bot token, set together with WATCHDOG_TELEGRAM_CHAT_ID",
+    ),
+    (
+        "telegram_chat_id",
+        "a chat id, set together with WATCHDOG_TELEGRAM_BOT_TOKEN",
+    ),
+    ("telegram_api_url", "an http:// or https:// URL"),
+    (
+        "alertmanager_urls",
+        "a comma-separated list of http:// or https:// base URLs",
+    ),
+    (
+        "alertmanager_bearer_token",
+        "a token, not together with WATCHDOG_ALERTMANAGER_BASIC_AUTH",
+    ),
+    ("alertmanager_basic_auth", "user:password"),
+    (
+        "alertmanager_hold_s",
+        "a whole number of seconds, at least 4 x WATCHDOG_INTERVAL_S",
+    ),
+    ("heartbeat_url", "an http:// or https:// URL"),
+    ("ca_file", "a readable file of PEM certificates"),
     ("proc_enabled", "true or false"),
     ("proc_root", "a directory"),
     (
@@ -139,10 +192,21 @@ const EXPECTS: &[(&str, &str)] = &[
 ];
 
 /// Keys whose values are never printed: shown as `***` when set.
-const SECRET_KEYS: &[&str] = &["webhook_secret"];
+const SECRET_KEYS: &[&str] = &[
+    "webhook_secret",
+    "telegram_bot_token",
+    "alertmanager_bearer_token",
+    "alertmanager_basic_auth",
+];
 
 /// URL keys: their path and query may hold a token, so only the origin is ever printed.
-const URL_KEYS: &[&str] = &["webhook_url"];
+const URL_KEYS: &[&str] = &[
+    "webhook_url",
+    "slack_webhook_url",
+    "telegram_api_url",
+    "alertmanager_urls",
+    "heartbeat_url",
+];
 
 /// A variable whose value could not be used. Shown as one line; exits with status 2.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -245,8 +309,50 @@ impl Config {
         if let Some((key, _)) = at_least_one.iter().find(|(_, value)| *value == 0) {
             return Err(Self::invalid(key, Some("0")));
         }
-        if !self.webhook_url.is_empty() {
-            http_url(&self.webhook_url).ok_or_else(|| Self::invalid("webhook_url", None))?;
+        for (key, value) in [
+            ("webhook_url", &self.webhook_url),
+            ("slack_webhook_url", &self.slack_webhook_url),
+            ("telegram_api_url", &self.telegram_api_url),
+            ("heartbeat_url", &self.heartbeat_url),
+        ] {
+            if !value.is_empty() && http_url(value).is_none() {
+                return Err(Self::invalid(key, None));
+            }
+        }
+        if self
+            .alertmanager_url_list()
+            .iter()
+            .any(|u| http_url(u).is_none())
+        {
+            return Err(Self::invalid("alertmanager_urls", None));
+        }
+        if self.telegram_bot_token.is_empty() != self.telegram_chat_id.is_empty() {
+            let missing = if self.telegram_chat_id.is_empty() {
+                "telegram_chat_id"
+            } else {
+                "telegram_bot_token"
+            };
+            return Err(Self::invalid(missing, None));
+        }
+        if !self.alertmanager_bearer_token.is_empty() && !self.alertmanager_basic_auth.is_empty() {
+            return Err(Self::invalid("alertmanager_bearer_token", None));
+        }
+        if !self.alertmanager_basic_auth.is_empty() && !self.alertmanager_basic_auth.contains(':') {
+            return Err(Self::invalid("alertmanager_basic_auth", None));
+        }
+        if !self.alertmanager_urls.is_empty()
+            && self.alertmanager_hold_s < self.interval_s.saturating_mul(4)
+        {
+            let value = self.alertmanager_hold_s.to_string();
+            return Err(Self::invalid("alertmanager_hold_s", Some(&value)));
+        }
+        if !self.ca_file.is_empty() {
+            if let Err(e) = crate::notify::read_ca_file(Path::new(&self.ca_file)) {
+                return Err(ConfigError {
+                    expected: format!("a readable file of PEM certificates ({e})"),
+                    ..Self::invalid("ca_file", Some(&self.ca_file))
+                });
+            }
         }
         if !self.webhook_secret.is_empty() && self.webhook_key().is_none() {
             return Err(Self::invalid("webhook_secret", None));
@@ -281,6 +387,48 @@ impl Config {
             });
         }
         Ok((patterns, exclude))
+    }
+
+    /// The Alertmanager base URLs, trimmed, empty items dropped.
+    pub fn alertmanager_url_list(&self) -> Vec<String> {
+        self.alertmanager_urls
+            .split(',')
+            .map(|u| u.trim().trim_end_matches('/').to_string())
+            .filter(|u| !u.is_empty())
+            .collect()
+    }
+
+    /// The configured channels as (name, where), secrets masked: for `check-config` and logs.
+    pub fn channels(&self) -> Vec<(&'static str, String)> {
+        let mut channels = Vec::new();
+        if !self.webhook_url.is_empty() {
+            let signed = if self.webhook_secret.is_empty() {
+                "unsigned"
+            } else {
+                "signed"
+            };
+            channels.push((
+                "webhook",
+                format!("{} ({signed})", mask_url(&self.webhook_url)),
+            ));
+        }
+        if !self.slack_webhook_url.is_empty() {
+            channels.push(("slack", mask_url(&self.slack_webhook_url)));
+        }
+        if !self.telegram_bot_token.is_empty() {
+            let chat = &self.telegram_chat_id;
+            channels.push((
+                "telegram",
+                format!("{} chat {chat}", mask_url(&self.telegram_api_url)),
+            ));
+        }
+        for url in self.alertmanager_url_list() {
+            channels.push(("alertmanager", mask_url(&url)));
+        }
+        if !self.heartbeat_url.is_empty() {
+            channels.push(("heartbeat", mask_url(&self.heartbeat_url)));
+        }
+        channels
     }
 
     /// The HMAC key of `WATCHDOG_WEBHOOK_SECRET`: the bytes after `whsec_`, base64-decoded.
@@ -353,7 +501,11 @@ impl Config {
                 } else if SECRET_KEYS.contains(&key.as_str()) {
                     "***".to_string()
                 } else if URL_KEYS.contains(&key.as_str()) {
-                    mask_url(&value)
+                    value
+                        .split(',')
+                        .map(|u| mask_url(u.trim()))
+                        .collect::<Vec<_>>()
+                        .join(",")
                 } else {
                     value
                 };
@@ -503,6 +655,27 @@ mod tests {
             ),
             ("WATCHDOG_WEBHOOK_SECRET", "hunter2", "whsec_"),
             ("WATCHDOG_WEBHOOK_SECRET", "whsec_!!notbase64", "whsec_"),
+            (
+                "WATCHDOG_SLACK_WEBHOOK_URL",
+                "hooks.slack.com/x",
+                "http:// or https:// URL",
+            ),
+            (
+                "WATCHDOG_ALERTMANAGER_URLS",
+                "http://am:9093, am-1:9093",
+                "http:// or https://",
+            ),
+            (
+                "WATCHDOG_ALERTMANAGER_BASIC_AUTH",
+                "nocolon",
+                "user:password",
+            ),
+            ("WATCHDOG_HEARTBEAT_URL", "ping", "http:// or https:// URL"),
+            (
+                "WATCHDOG_CA_FILE",
+                "/nonexistent/ca.pem",
+                "PEM certificates",
+            ),
         ];
         for (var, value, wanted) in cases {
             let err = load(&[(var, value)]).expect_err(var);
@@ -539,6 +712,53 @@ mod tests {
             !lines.contains("tok3n") && !lines.contains("c2Vj"),
             "{lines}"
         );
+    }
+
+    #[test]
+    fn alertmanager_hold_must_cover_four_intervals() {
+        let am = ("WATCHDOG_ALERTMANAGER_URLS", "http://127.0.0.1:9093");
+        let err = load(&[am, ("WATCHDOG_INTERVAL_S", "200")]).unwrap_err();
+        assert_eq!(err.var, "WATCHDOG_ALERTMANAGER_HOLD_S");
+        assert!(load(&[am, ("WATCHDOG_INTERVAL_S", "150")]).is_ok());
+        assert!(
+            load(&[("WATCHDOG_INTERVAL_S", "200")]).is_ok(),
+            "only with Alertmanager on"
+        );
+    }
+
+    #[test]
+    fn channels_are_listed_with_their_secrets_masked() {
+        let config = load(&[
+            ("WATCHDOG_WEBHOOK_URL", "https://h/hook?key=tok3n"),
+            (
+                "WATCHDOG_SLACK_WEBHOOK_URL",
+                "https://hooks.slack.com/services/T/B/tok3n",
+            ),
+            ("WATCHDOG_TELEGRAM_BOT_TOKEN", "123:tok3n"),
+            ("WATCHDOG_TELEGRAM_CHAT_ID", "-100"),
+            (
+                "WATCHDOG_ALERTMANAGER_URLS",
+                "http://am-0:9093/, http://am-1:9093",
+            ),
+            ("WATCHDOG_ALERTMANAGER_BASIC_AUTH", "u:tok3n"),
+        ])
+        .unwrap()
+        .config;
+        let channels = config.channels();
+        let names: Vec<_> = channels.iter().map(|(n, _)| *n).collect();
+        assert_eq!(
+            names,
+            [
+                "webhook",
+                "slack",
+                "telegram",
+                "alertmanager",
+                "alertmanager"
+            ]
+        );
+        assert_eq!(channels[3].1, "http://am-0:9093");
+        let shown = format!("{channels:?} {}", config.display_lines().join(" "));
+        assert!(!shown.contains("tok3n"), "{shown}");
     }
 
     #[test]
@@ -593,6 +813,30 @@ mod tests {
         assert!(lines.contains(&"WATCHDOG_PROC_ENABLED=false".to_string()));
         assert!(lines.contains(&"WATCHDOG_PROC_EXCLUDE=".to_string()));
         assert_eq!(lines.len(), Config::keys().len());
+    }
+
+    #[test]
+    fn half_a_telegram_config_names_the_missing_half() {
+        let err = load(&[("WATCHDOG_TELEGRAM_BOT_TOKEN", "123:tok3n")]).unwrap_err();
+        assert_eq!(err.var, "WATCHDOG_TELEGRAM_CHAT_ID");
+        assert!(!err.to_string().contains("tok3n"), "{err}");
+        let err = load(&[("WATCHDOG_TELEGRAM_CHAT_ID", "42")]).unwrap_err();
+        assert_eq!(err.var, "WATCHDOG_TELEGRAM_BOT_TOKEN");
+    }
+
+    #[test]
+    fn every_setting_says_what_it_expects() {
+        for key in Config::keys() {
+            assert!(
+                EXPECTS.iter().any(|(k, _)| *k == key),
+                "{key} is missing from EXPECTS"
+            );
+        }
+        assert_eq!(
+            EXPECTS.len(),
+            Config::keys().len(),
+            "EXPECTS names a setting that is gone"
+        );
     }
 
     #[test]

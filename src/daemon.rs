@@ -14,16 +14,19 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use watchdog_collectors::{CollectError, Collector, Observation};
 
 use crate::collect;
+use crate::config::mask_url;
 use crate::config::{Config, ConfigError};
 use crate::deliver::{self, Channel};
 use crate::engine::{self, Alert, AlertState, CollectorTick, Reason, Rules, Unix};
 use crate::event::Event;
-use crate::notify::{self, webhook::WebhookNotifier, Notifier};
+use crate::notify;
+use crate::notify::alertmanager::{self, AlertmanagerClient, AmAlert, Feed};
 use crate::signals::Kind;
 use crate::store::{Store, StoreError};
 
@@ -88,7 +91,39 @@ pub struct Daemon {
     state: AlertState,
     store: Store,
     channels: Vec<Arc<Channel>>,
+    alertmanager: Option<AlertmanagerSink>,
+    heartbeat: Option<Heartbeat>,
     clock: Clock,
+}
+
+/// Alertmanager's feed and the newest set, which one task per URL sends.
+struct AlertmanagerSink {
+    feed: Feed,
+    sets: watch::Sender<Arc<Vec<AmAlert>>>,
+    client: AlertmanagerClient,
+    urls: Vec<String>,
+}
+
+/// The heartbeat URL and its request, if one is still going.
+struct Heartbeat {
+    client: reqwest::Client,
+    url: reqwest::Url,
+    in_flight: Option<JoinHandle<()>>,
+}
+
+impl Heartbeat {
+    /// Fetches the URL in the background, unless the last fetch is still going.
+    fn beat(&mut self) {
+        if self.in_flight.as_ref().is_some_and(|h| !h.is_finished()) {
+            return;
+        }
+        let (client, url) = (self.client.clone(), self.url.clone());
+        self.in_flight = Some(tokio::spawn(async move {
+            if let Err(error) = notify::ping(&client, &url).await {
+                tracing::warn!(heartbeat = %mask_url(url.as_str()), "heartbeat failed: {error}");
+            }
+        }));
+    }
 }
 
 impl Daemon {
@@ -124,12 +159,33 @@ impl Daemon {
                 "no longer watched: its collector is off; forgotten without a recovery"
             );
         }
-        let channels = build_channels(&config)?
+        let built = notify::Channels::build(&config).map_err(RunError::Http)?;
+        let channels = built
+            .events
             .into_iter()
             .map(|notifier| Arc::new(Channel::new(notifier, store.clone(), config.outbox_max)))
             .collect();
+        let host = resolve_host(&config);
+        let alertmanager = built.alertmanager.map(|(client, urls)| AlertmanagerSink {
+            feed: Feed::new(
+                host.clone(),
+                config.lang,
+                clock.now(),
+                config.alertmanager_hold_s,
+            ),
+            sets: watch::channel(Arc::new(Vec::new())).0,
+            client,
+            urls,
+        });
+        let heartbeat = built.heartbeat.map(|(client, url)| Heartbeat {
+            client,
+            url,
+            in_flight: None,
+        });
         Ok(Self {
-            host: resolve_host(&config),
+            alertmanager,
+            heartbeat,
+            host,
             rules: rules(&config),
             collectors,
             in_flight: HashMap::new(),
@@ -184,6 +240,16 @@ impl Daemon {
         }
         for channel in &self.channels {
             channel.enqueue(&events);
+        }
+        if let Some(am) = &mut self.alertmanager {
+            let set = am.feed.alerts(&outcome.state, &outcome.alerts, at);
+            am.sets.send_replace(Arc::new(set));
+        }
+        let all_ok = collectors
+            .iter()
+            .all(|(_, t)| matches!(t, CollectorTick::Ok { .. }));
+        if let (Some(heartbeat), true) = (&mut self.heartbeat, all_ok) {
+            heartbeat.beat();
         }
         self.state = outcome.state;
         self.save_state();
@@ -276,23 +342,6 @@ pub fn resolve_host(config: &Config) -> String {
     uname.nodename().to_string_lossy().into_owned()
 }
 
-/// The configured channels, by name.
-fn build_channels(config: &Config) -> Result<Vec<Box<dyn Notifier>>, RunError> {
-    let mut channels: Vec<Box<dyn Notifier>> = Vec::new();
-    if config.webhook_url.is_empty() {
-        return Ok(channels);
-    }
-    let client = notify::http_client().map_err(|e| RunError::Http(e.without_url().to_string()))?;
-    if let Some(url) = crate::config::http_url(&config.webhook_url) {
-        channels.push(Box::new(WebhookNotifier::new(
-            client,
-            url,
-            config.webhook_key(),
-        )));
-    }
-    Ok(channels)
-}
-
 /// Runs the daemon until `shutdown` completes.
 ///
 /// # Errors
@@ -315,17 +364,23 @@ pub async fn serve(mut daemon: Daemon, shutdown: impl Future<Output = ()>) {
     tracing::info!(
         host = %daemon.host,
         collectors = ?daemon.collectors.iter().map(|c| c.name()).collect::<Vec<_>>(),
-        channels = ?daemon.channels.iter().map(|c| c.name()).collect::<Vec<_>>(),
+        channels = ?daemon.config.channels().iter().map(|(name, _)| *name).collect::<Vec<_>>(),
         state_dir = %daemon.store.dir().display(),
         interval_s = interval.as_secs(),
         "watchdog running"
     );
     let retry_max = Duration::from_secs(daemon.config.retry_max_s);
-    let deliveries: Vec<JoinHandle<()>> = daemon
+    let mut deliveries: Vec<JoinHandle<()>> = daemon
         .channels
         .iter()
         .map(|channel| tokio::spawn(deliver::run(Arc::clone(channel), retry_max)))
         .collect();
+    if let Some(am) = &daemon.alertmanager {
+        for url in &am.urls {
+            let task = alertmanager::run(am.client.clone(), url.clone(), am.sets.subscribe());
+            deliveries.push(tokio::spawn(task));
+        }
+    }
 
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

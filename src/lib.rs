@@ -15,6 +15,7 @@
 //! - [`deliver`]: each channel's outbox and the task that empties it, with backoff.
 //! - [`daemon`]: `watchdog run`, the tick loop and shutdown.
 //! - [`once`]: `watchdog once`, one pass shown as a table or JSON, and `--check`.
+//! - [`test_alert`]: `watchdog test-alert`, one test event to every channel.
 //! - [`hostns`]: the start-up check that the watchdog sees the host's pid namespace.
 
 pub mod collect;
@@ -28,6 +29,7 @@ pub mod notify;
 pub mod once;
 pub mod signals;
 pub mod store;
+pub mod test_alert;
 pub mod text;
 
 /// The exit status for a configuration that cannot be used.

@@ -29,8 +29,10 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
-    /// Validate the configuration and print the effective settings, secrets masked.
+    /// Validate the configuration and print the effective settings and channels, secrets masked.
     CheckConfig,
+    /// Send one clearly-marked test event to every channel and report each result.
+    TestAlert,
 }
 
 fn main() -> ExitCode {
@@ -50,6 +52,10 @@ fn main() -> ExitCode {
         Command::Run => run(config),
         Command::Once { json, check } => watchdog::once::main(&config, json, check),
         Command::CheckConfig => check_config(&config, unknown.len()),
+        Command::TestAlert => match runtime() {
+            Ok(runtime) => ExitCode::from(runtime.block_on(watchdog::test_alert::main(&config))),
+            Err(code) => code,
+        },
     }
 }
 
@@ -87,17 +93,21 @@ fn init_logging(config: &Config) {
 /// How long a blocked collector thread may hold the exit: not at all, in effect.
 const RUNTIME_SHUTDOWN: Duration = Duration::from_millis(200);
 
-fn run(config: Config) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
+        .map_err(|e| {
             eprintln!("watchdog: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+            ExitCode::FAILURE
+        })
+}
+
+fn run(config: Config) -> ExitCode {
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(code) => return code,
     };
     let result = runtime.block_on(watchdog::daemon::run(config, shutdown_signal()));
     // A collector thread stuck in a read of a hung process must not hold the exit.
@@ -136,6 +146,14 @@ fn check_config(config: &Config, unknown: usize) -> ExitCode {
     }
     for line in config.display_lines() {
         println!("{line}");
+    }
+    let channels = config.channels();
+    println!();
+    if channels.is_empty() {
+        println!("channels: none (alerts are only logged)");
+    }
+    for (name, target) in channels {
+        println!("channel {name}: {target}");
     }
     if let Err(error) = watchdog::collect::build(config) {
         eprintln!("watchdog: {error}");

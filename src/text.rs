@@ -25,6 +25,7 @@ pub fn render(alert: &Alert, host: &str, lang: Lang) -> (String, String) {
     match &alert.facts {
         Facts::Proc(facts) => proc_text(alert, facts, host, lang),
         Facts::Collector(facts) => collector_text(alert, facts, host, lang),
+        Facts::Test(_) => test_text(alert, host, lang),
     }
 }
 
@@ -236,6 +237,20 @@ fn collector_text(alert: &Alert, f: &CollectorFacts, host: &str, lang: Lang) -> 
                 "Сборщик {name} на {host} снова работает; он не видел {lasted}, с {since}.\n\
                  Удержанные оповещения снова решаются с этого тика."
             ),
+        ),
+    }
+}
+
+fn test_text(alert: &Alert, host: &str, lang: Lang) -> (String, String) {
+    let at = rfc3339(alert.at);
+    match lang {
+        Lang::En => (
+            format!("[{host}] watchdog test alert: this channel works"),
+            format!("Sent by `watchdog test-alert` on {host} at {at}. Nothing is wrong; no action is needed."),
+        ),
+        Lang::Ru => (
+            format!("[{host}] тестовое оповещение watchdog: канал работает"),
+            format!("Отправлено командой `watchdog test-alert` на {host} в {at}. Всё в порядке, ничего делать не нужно."),
         ),
     }
 }

@@ -5,9 +5,13 @@
 //! ([`crate::deliver`]) own that. No error a notifier returns contains its URL: Slack and
 //! Telegram URLs carry their tokens.
 
+pub mod alertmanager;
+pub mod slack;
+pub mod telegram;
 pub mod webhook;
 
 use std::future::Future;
+use std::path::Path;
 use std::pin::Pin;
 use std::time::Duration;
 
@@ -86,17 +90,129 @@ pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
         .map(Duration::from_secs)
 }
 
-/// The HTTP client every notifier uses: no redirects, a timeout per attempt, rustls.
+/// Every configured channel, built in one place by name.
+pub struct Channels {
+    /// Event channels, each fed from its own outbox.
+    pub events: Vec<Box<dyn Notifier>>,
+    /// Alertmanager: the client and the base URLs, fed the alert set every tick.
+    pub alertmanager: Option<(alertmanager::AlertmanagerClient, Vec<String>)>,
+    /// Fetched once per successful tick.
+    pub heartbeat: Option<(reqwest::Client, reqwest::Url)>,
+}
+
+impl Channels {
+    /// Builds the channels `config` configures; none when it configures none.
+    ///
+    /// # Errors
+    /// The HTTP client cannot be set up (a CA file that went bad since validation).
+    pub fn build(config: &crate::config::Config) -> Result<Self, String> {
+        use crate::config::http_url;
+        let mut channels = Channels {
+            events: Vec::new(),
+            alertmanager: None,
+            heartbeat: None,
+        };
+        if config.channels().is_empty() {
+            return Ok(channels);
+        }
+        let ca_file = (!config.ca_file.is_empty()).then(|| Path::new(&config.ca_file));
+        let client = http_client(ca_file)?;
+        if let Some(url) = http_url(&config.webhook_url) {
+            let key = config.webhook_key();
+            channels.events.push(Box::new(webhook::WebhookNotifier::new(
+                client.clone(),
+                url,
+                key,
+            )));
+        }
+        if let Some(url) = http_url(&config.slack_webhook_url) {
+            channels
+                .events
+                .push(Box::new(slack::SlackNotifier::new(client.clone(), url)));
+        }
+        if !config.telegram_bot_token.is_empty() {
+            channels
+                .events
+                .push(Box::new(telegram::TelegramNotifier::new(
+                    client.clone(),
+                    &config.telegram_api_url,
+                    &config.telegram_bot_token,
+                    &config.telegram_chat_id,
+                )?));
+        }
+        let urls = config.alertmanager_url_list();
+        if !urls.is_empty() {
+            let auth = if !config.alertmanager_bearer_token.is_empty() {
+                alertmanager::Auth::Bearer(config.alertmanager_bearer_token.clone())
+            } else if let Some((user, password)) = config.alertmanager_basic_auth.split_once(':') {
+                alertmanager::Auth::Basic {
+                    user: user.into(),
+                    password: password.into(),
+                }
+            } else {
+                alertmanager::Auth::None
+            };
+            channels.alertmanager = Some((
+                alertmanager::AlertmanagerClient::new(client.clone(), auth),
+                urls,
+            ));
+        }
+        if let Some(url) = http_url(&config.heartbeat_url) {
+            channels.heartbeat = Some((client, url));
+        }
+        Ok(channels)
+    }
+}
+
+/// Fetches a heartbeat URL once.
 ///
 /// # Errors
-/// The TLS backend could not be set up.
-pub fn http_client() -> Result<reqwest::Client, reqwest::Error> {
-    reqwest::Client::builder()
+/// A transport error or a non-2xx answer.
+pub async fn ping(client: &reqwest::Client, url: &reqwest::Url) -> Result<(), NotifyError> {
+    let response = client
+        .get(url.clone())
+        .send()
+        .await
+        .map_err(judge_transport)?;
+    judge_status(response.status().as_u16(), None)
+}
+
+/// The certificates of a PEM file, for `WATCHDOG_CA_FILE`.
+///
+/// # Errors
+/// The file cannot be read or holds no certificate.
+pub fn read_ca_file(path: &Path) -> Result<Vec<reqwest::Certificate>, String> {
+    let pem = std::fs::read(path).map_err(|e| e.to_string())?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| e.to_string())?;
+    if certs.is_empty() {
+        return Err("no PEM certificate in it".into());
+    }
+    Ok(certs)
+}
+
+/// The HTTP client every notifier uses: no redirects, a timeout per attempt, rustls with the
+/// system's roots plus those of `ca_file`.
+///
+/// # Errors
+/// The CA file cannot be read, or the TLS backend cannot be set up.
+pub fn http_client(ca_file: Option<&Path>) -> Result<reqwest::Client, String> {
+    let mut builder = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(SEND_TIMEOUT)
         .connect_timeout(SEND_TIMEOUT)
-        .user_agent(concat!("watchdog/", env!("CARGO_PKG_VERSION")))
-        .build()
+        .user_agent(concat!("watchdog/", env!("CARGO_PKG_VERSION")));
+    if let Some(path) = ca_file {
+        let certs = read_ca_file(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        builder = builder.tls_certs_merge(certs);
+    }
+    builder.build().map_err(|e| e.without_url().to_string())
+}
+
+/// A response body, shortened to one readable line for an error message.
+pub async fn body_excerpt(response: reqwest::Response) -> String {
+    let text = response.text().await.unwrap_or_default();
+    let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    watchdog_collectors::mask::cut(line, 200)
 }
 
 #[cfg(test)]

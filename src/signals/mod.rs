@@ -16,6 +16,8 @@ pub enum Kind {
     ProcBlocking,
     /// The watchdog itself: a collector has failed tick after tick, so it cannot see.
     CollectorFailing,
+    /// `watchdog test-alert`: proves a channel works; says nothing about the host.
+    Test,
 }
 
 impl Kind {
@@ -23,6 +25,7 @@ impl Kind {
         match self {
             Kind::ProcBlocking => "proc_blocking",
             Kind::CollectorFailing => "collector_failing",
+            Kind::Test => "test",
         }
     }
 
@@ -30,7 +33,7 @@ impl Kind {
     pub fn collector(self) -> Option<&'static str> {
         match self {
             Kind::ProcBlocking => Some("proc"),
-            Kind::CollectorFailing => None,
+            Kind::CollectorFailing | Kind::Test => None,
         }
     }
 }
@@ -52,6 +55,14 @@ pub struct Signal {
 pub enum Facts {
     Proc(proc::ProcFacts),
     Collector(CollectorFacts),
+    Test(TestFacts),
+}
+
+/// The facts of a test event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TestFacts {
+    /// What sent it.
+    pub sent_by: String,
 }
 
 /// The facts of a `collector_failing` alert.
