@@ -6,7 +6,7 @@
 //! them off the async threads.
 
 use watchdog_collectors::proc::{ProcCollector, ProcConfig};
-use watchdog_collectors::{CollectError, Collector, Observation};
+use watchdog_collectors::{Collector, Observation};
 
 use crate::config::{Config, ConfigError};
 use crate::engine::CollectorTick;
@@ -38,11 +38,12 @@ pub fn build(config: &Config) -> Result<Vec<Box<dyn Collector>>, ConfigError> {
 }
 
 /// What one collector did this tick.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Outcome {
     pub name: &'static str,
-    /// `None` when the collector is switched off.
-    pub result: Option<Result<Observation, CollectError>>,
+    /// `None` when the collector is switched off; the error as a line when it could not look
+    /// (its own error, or the daemon's time limit).
+    pub result: Option<Result<Observation, String>>,
 }
 
 /// Runs every enabled collector once, in order, and reports every known one.
@@ -54,21 +55,32 @@ pub fn collect_all(collectors: &[Box<dyn Collector>]) -> Vec<Outcome> {
             result: collectors
                 .iter()
                 .find(|c| c.name() == name)
-                .map(|c| c.collect()),
+                .map(|c| c.collect().map_err(|e| e.to_string())),
         })
         .collect()
 }
 
 /// What the engine needs of one collector's result.
-pub fn tick_of(result: &Result<Observation, CollectError>, config: &Config) -> CollectorTick {
+pub fn tick_of(result: &Result<Observation, String>, config: &Config) -> CollectorTick {
     match result {
         Ok(observation) => CollectorTick::Ok {
             signals: signals_of(observation, config),
             unreadable: unreadable_of(observation),
         },
         Err(error) => CollectorTick::Failed {
-            error: error.to_string(),
+            error: error.clone(),
         },
+    }
+}
+
+/// (observed, vanished, unreadable) of an observation.
+pub fn counts(observation: &Observation) -> (u64, u64, u64) {
+    match observation {
+        Observation::Proc(scan) => (
+            scan.processes.len() as u64,
+            scan.vanished,
+            scan.unreadable.len() as u64,
+        ),
     }
 }
 

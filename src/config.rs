@@ -21,6 +21,10 @@ pub use crate::text::Lang;
 /// The prefix of every variable.
 pub const PREFIX: &str = "WATCHDOG_";
 
+/// The endpoint's default address: loopback only, on a port outside the 9100-9999 range
+/// that Prometheus exporters have allocated among themselves.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:19847";
+
 /// How matching processes become entities.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -84,6 +88,8 @@ pub struct Config {
     pub heartbeat_url: String,
     /// Extra PEM certificates every HTTP client trusts. Empty: the system's only.
     pub ca_file: String,
+    /// Where `/metrics`, `/healthz`, `/readyz` and `/status` are served; `off` for nowhere.
+    pub listen: String,
     pub proc_enabled: bool,
     pub proc_root: PathBuf,
     pub proc_patterns: String,
@@ -119,6 +125,7 @@ impl Default for Config {
             alertmanager_hold_s: 600,
             heartbeat_url: String::new(),
             ca_file: String::new(),
+            listen: DEFAULT_LISTEN.into(),
             proc_enabled: false,
             proc_root: PathBuf::from("/proc"),
             proc_patterns: "pytest".into(),
@@ -176,6 +183,10 @@ const EXPECTS: &[(&str, &str)] = &[
     ),
     ("heartbeat_url", "an http:// or https:// URL"),
     ("ca_file", "a readable file of PEM certificates"),
+    (
+        "listen",
+        "host:port (such as 127.0.0.1:19847 or 0.0.0.0:19847), or off",
+    ),
     ("proc_enabled", "true or false"),
     ("proc_root", "a directory"),
     (
@@ -346,6 +357,9 @@ impl Config {
             let value = self.alertmanager_hold_s.to_string();
             return Err(Self::invalid("alertmanager_hold_s", Some(&value)));
         }
+        if self.listen != "off" && self.listen_addr().is_none() {
+            return Err(Self::invalid("listen", Some(&self.listen)));
+        }
         if !self.ca_file.is_empty() {
             if let Err(e) = crate::notify::read_ca_file(Path::new(&self.ca_file)) {
                 return Err(ConfigError {
@@ -387,6 +401,12 @@ impl Config {
             });
         }
         Ok((patterns, exclude))
+    }
+
+    /// The endpoint's address; `None` when `WATCHDOG_LISTEN=off` (or invalid, which validation
+    /// refuses).
+    pub fn listen_addr(&self) -> Option<std::net::SocketAddr> {
+        self.listen.parse().ok()
     }
 
     /// The Alertmanager base URLs, trimmed, empty items dropped.

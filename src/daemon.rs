@@ -23,8 +23,11 @@ use crate::collect;
 use crate::config::mask_url;
 use crate::config::{Config, ConfigError};
 use crate::deliver::{self, Channel};
+use crate::endpoint::{self, View};
 use crate::engine::{self, Alert, AlertState, CollectorTick, Reason, Rules, Unix};
+use crate::event::rfc3339;
 use crate::event::Event;
+use crate::metrics::{CollectorOutcomeLabels, Metrics, SignalLabels};
 use crate::notify;
 use crate::notify::alertmanager::{self, AlertmanagerClient, AmAlert, Feed};
 use crate::signals::Kind;
@@ -42,6 +45,8 @@ pub enum RunError {
     StateDir(#[from] StoreError),
     #[error("cannot set up the HTTP client: {0}")]
     Http(String),
+    #[error("WATCHDOG_LISTEN: {0}")]
+    Listen(String),
 }
 
 /// The tick's clock: wall time at start plus monotonic time since. Monotonic, so a wall-clock
@@ -94,6 +99,9 @@ pub struct Daemon {
     alertmanager: Option<AlertmanagerSink>,
     heartbeat: Option<Heartbeat>,
     clock: Clock,
+    view: Arc<View>,
+    /// Bound at construction, so a taken port stops `run` at start; served by [`serve`].
+    listener: Option<std::net::TcpListener>,
 }
 
 /// Alertmanager's feed and the newest set, which one task per URL sends.
@@ -159,11 +167,27 @@ impl Daemon {
                 "no longer watched: its collector is off; forgotten without a recovery"
             );
         }
+        let listener = match config.listen_addr() {
+            Some(addr) => Some(
+                std::net::TcpListener::bind(addr)
+                    .and_then(|l| l.set_nonblocking(true).map(|()| l))
+                    .map_err(|e| RunError::Listen(format!("cannot listen on {addr}: {e}")))?,
+            ),
+            None => None,
+        };
+        let view = Arc::new(View::new(config.interval(), config.collector_fail_ticks));
         let built = notify::Channels::build(&config).map_err(RunError::Http)?;
         let channels = built
             .events
             .into_iter()
-            .map(|notifier| Arc::new(Channel::new(notifier, store.clone(), config.outbox_max)))
+            .map(|notifier| {
+                Arc::new(Channel::new(
+                    notifier,
+                    store.clone(),
+                    config.outbox_max,
+                    Arc::clone(&view),
+                ))
+            })
             .collect();
         let host = resolve_host(&config);
         let alertmanager = built.alertmanager.map(|(client, urls)| AlertmanagerSink {
@@ -183,6 +207,8 @@ impl Daemon {
             in_flight: None,
         });
         Ok(Self {
+            view,
+            listener,
             alertmanager,
             heartbeat,
             host,
@@ -205,9 +231,14 @@ impl Daemon {
         &self.channels
     }
 
-    /// Runs one tick: collect, decide, enqueue, save.
+    /// Runs one tick: collect, decide, enqueue, save, publish.
     pub async fn tick(&mut self) -> TickReport {
-        let collectors = self.collect().await;
+        let tick_started = Instant::now();
+        let outcomes = self.collect().await;
+        let collectors: Vec<(&'static str, CollectorTick)> = outcomes
+            .iter()
+            .filter_map(|(o, _)| Some((o.name, collect::tick_of(o.result.as_ref()?, &self.config))))
+            .collect();
         let at = self.clock.now();
         let outcome = engine::decide(&self.state, &collectors, at, &self.rules);
         for (kind, entity, reason) in &outcome.decisions {
@@ -253,6 +284,7 @@ impl Daemon {
         }
         self.state = outcome.state;
         self.save_state();
+        self.publish(&outcomes, all_ok, at, tick_started.elapsed());
         tracing::debug!(at, alerts = events.len(), "tick done");
         TickReport {
             at,
@@ -260,6 +292,95 @@ impl Daemon {
             alerts: outcome.alerts,
             decisions: outcome.decisions,
         }
+    }
+
+    /// Records this tick in the metrics and publishes what the endpoint shows.
+    fn publish(
+        &self,
+        outcomes: &[(collect::Outcome, Duration)],
+        all_ok: bool,
+        at: Unix,
+        took: Duration,
+    ) {
+        let m = &self.view.metrics;
+        let mut collectors = Vec::new();
+        for (outcome, waited) in outcomes {
+            let labels = Metrics::collector(outcome.name);
+            m.collector_duration
+                .get_or_create(&labels)
+                .observe(waited.as_secs_f64());
+            let ok = matches!(outcome.result, Some(Ok(_)));
+            m.collector_runs
+                .get_or_create(&CollectorOutcomeLabels {
+                    collector: outcome.name.to_string(),
+                    outcome: if ok { "ok" } else { "failed" }.to_string(),
+                })
+                .inc();
+            if let Some(Ok(observation)) = &outcome.result {
+                let (observed, vanished, unreadable) = collect::counts(observation);
+                m.observed.get_or_create(&labels).set(observed as i64);
+                m.vanished.get_or_create(&labels).set(vanished as i64);
+                m.unreadable.get_or_create(&labels).set(unreadable as i64);
+            }
+            let error = match &outcome.result {
+                Some(Err(error)) => Some(error.clone()),
+                _ => None,
+            };
+            collectors.push((
+                outcome.name.to_string(),
+                self.state.fail_streak(outcome.name),
+                error,
+            ));
+        }
+        m.signals.clear();
+        for known in self.state.entities() {
+            let state = if known.held { "held" } else { "active" };
+            let labels = SignalLabels {
+                kind: known.kind.as_str().into(),
+                state: state.into(),
+            };
+            m.signals.get_or_create(&labels).inc();
+        }
+        for channel in &self.channels {
+            m.outbox_depth
+                .get_or_create(&Metrics::channel(channel.name()))
+                .set(channel.depth() as i64);
+        }
+        if all_ok {
+            m.last_successful_tick.set(at as f64);
+        }
+        m.tick_duration.observe(took.as_secs_f64());
+        let report = crate::once::Report::from_outcomes(
+            &outcomes.iter().map(|(o, _)| o.clone()).collect::<Vec<_>>(),
+            &self.config,
+        );
+        let alerts: Vec<serde_json::Value> = self
+            .state
+            .entities()
+            .map(|e| {
+                serde_json::json!({
+                    "kind": e.kind,
+                    "entity": e.entity,
+                    "since": rfc3339(e.since),
+                    "last_notified": rfc3339(e.last_notified),
+                    "held": e.held,
+                    "facts": e.facts,
+                })
+            })
+            .collect();
+        let status = serde_json::json!({
+            "host": self.host,
+            "at": rfc3339(at),
+            "collectors": report.collectors,
+            "signals": report.signals,
+            "alerts": alerts,
+        });
+        self.view.tick_done(collectors, status);
+    }
+
+    /// What the HTTP endpoint shows.
+    pub fn view(&self) -> Arc<View> {
+        Arc::clone(&self.view)
     }
 
     pub fn save_state(&self) {
@@ -270,9 +391,11 @@ impl Daemon {
 
     /// Runs every collector on a blocking thread, all within one deadline. A collector whose
     /// earlier run is still going is not started again: this tick waits on that same run.
-    async fn collect(&mut self) -> Vec<(&'static str, CollectorTick)> {
+    /// Returns each collector's outcome and how long this tick waited for it.
+    async fn collect(&mut self) -> Vec<(collect::Outcome, Duration)> {
         let limit = Duration::from_secs(self.config.collect_timeout_s);
-        let deadline = Instant::now() + limit;
+        let started = Instant::now();
+        let deadline = started + limit;
         for collector in &self.collectors {
             let name = collector.name();
             if !self.in_flight.contains_key(name) {
@@ -287,30 +410,43 @@ impl Daemon {
                 );
             }
         }
-        let mut ticks = Vec::new();
+        let mut outcomes = Vec::new();
         for collector in &self.collectors {
             let name = collector.name();
             let Some(run) = self.in_flight.get_mut(name) else {
                 continue;
             };
-            let tick = match tokio::time::timeout_at(deadline, &mut run.handle).await {
+            let result = match tokio::time::timeout_at(deadline, &mut run.handle).await {
                 Err(_elapsed) => {
                     // Its thread stays busy (a read stuck on a hung process cannot be
                     // cancelled); the next tick waits on it rather than start another.
                     let running = run.started.elapsed().as_secs();
-                    ticks.push((name, failed(format!(
+                    let error = format!(
                         "timed out: this collection has been running for {running}s, the limit is {}s",
                         limit.as_secs()
-                    ))));
+                    );
+                    outcomes.push((
+                        collect::Outcome {
+                            name,
+                            result: Some(Err(error)),
+                        },
+                        started.elapsed(),
+                    ));
                     continue;
                 }
-                Ok(Err(join)) => failed(format!("the collector panicked: {join}")),
-                Ok(Ok(result)) => collect::tick_of(&result, &self.config),
+                Ok(Err(join)) => Err(format!("the collector panicked: {join}")),
+                Ok(Ok(result)) => result.map_err(|e| e.to_string()),
             };
             self.in_flight.remove(name);
-            ticks.push((name, tick));
+            outcomes.push((
+                collect::Outcome {
+                    name,
+                    result: Some(result),
+                },
+                started.elapsed(),
+            ));
         }
-        ticks
+        outcomes
     }
 }
 
@@ -318,10 +454,6 @@ impl Daemon {
 struct InFlight {
     started: Instant,
     handle: JoinHandle<Result<Observation, CollectError>>,
-}
-
-fn failed(error: String) -> CollectorTick {
-    CollectorTick::Failed { error }
 }
 
 /// The engine's thresholds from the config.
@@ -375,6 +507,17 @@ pub async fn serve(mut daemon: Daemon, shutdown: impl Future<Output = ()>) {
         .iter()
         .map(|channel| tokio::spawn(deliver::run(Arc::clone(channel), retry_max)))
         .collect();
+    if let Some(listener) = daemon.listener.take() {
+        match tokio::net::TcpListener::from_std(listener) {
+            Ok(listener) => {
+                if let Ok(addr) = listener.local_addr() {
+                    tracing::info!(%addr, "serving /metrics, /healthz, /readyz and /status");
+                }
+                deliveries.push(tokio::spawn(endpoint::serve(listener, daemon.view())));
+            }
+            Err(e) => tracing::error!("cannot serve the HTTP endpoint: {e}"),
+        }
+    }
     if let Some(am) = &daemon.alertmanager {
         for url in &am.urls {
             let task = alertmanager::run(am.client.clone(), url.clone(), am.sets.subscribe());

@@ -13,7 +13,12 @@ use std::time::Duration;
 
 use tokio::sync::{watch, Notify};
 
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+
+use crate::endpoint::View;
 use crate::event::Event;
+use crate::metrics::{ChannelLabels, Metrics};
 use crate::notify::{Notifier, NotifyError};
 use crate::store::{push_bounded, Store};
 
@@ -27,11 +32,17 @@ pub struct Channel {
     depth: watch::Sender<usize>,
     store: Store,
     outbox_max: usize,
+    view: Arc<View>,
 }
 
 impl Channel {
     /// A channel whose queue starts with what its outbox file held.
-    pub fn new(notifier: Box<dyn Notifier>, store: Store, outbox_max: usize) -> Self {
+    pub fn new(
+        notifier: Box<dyn Notifier>,
+        store: Store,
+        outbox_max: usize,
+        view: Arc<View>,
+    ) -> Self {
         let queue = store.load_outbox(notifier.name());
         let (depth, _) = watch::channel(queue.len());
         Self {
@@ -41,7 +52,13 @@ impl Channel {
             depth,
             store,
             outbox_max,
+            view,
         }
+    }
+
+    /// Counts one event in `counter`, labelled with this channel.
+    fn count(&self, counter: &Family<ChannelLabels, Counter>) {
+        counter.get_or_create(&Metrics::channel(self.name())).inc();
     }
 
     pub fn name(&self) -> &'static str {
@@ -61,6 +78,7 @@ impl Channel {
         let mut queue = self.lock();
         for event in events {
             for dropped in push_bounded(&mut queue, event.clone(), self.outbox_max) {
+                self.count(&self.view.metrics.events_dropped);
                 tracing::error!(
                     channel = self.name(),
                     id = %dropped.0.id,
@@ -96,6 +114,11 @@ impl Channel {
             tracing::error!(channel = self.name(), error = %e, "cannot save the outbox");
         }
         self.depth.send_replace(queue.len());
+        self.view
+            .metrics
+            .outbox_depth
+            .get_or_create(&Metrics::channel(self.name()))
+            .set(queue.len() as i64);
     }
 
     /// Removes the event `id` if it is still at the head (the bound may have dropped it).
@@ -120,6 +143,7 @@ pub async fn run(channel: Arc<Channel>, retry_max: Duration) {
         match channel.notifier.send(&event).await {
             Ok(()) => {
                 failures = 0;
+                channel.count(&channel.view.metrics.events_sent);
                 channel.remove_head(&event.id);
                 tracing::info!(
                     channel = channel.name(),
@@ -148,6 +172,7 @@ pub async fn run(channel: Arc<Channel>, retry_max: Duration) {
             }
             Err(NotifyError::Permanent { reason }) => {
                 failures = 0;
+                channel.count(&channel.view.metrics.events_dead_lettered);
                 let path = channel.store.dead_letter_path(channel.name());
                 if let Err(e) = channel.store.dead_letter(channel.name(), &event, &reason) {
                     tracing::error!(channel = channel.name(), error = %e, "cannot write the dead-letter file");

@@ -14,6 +14,8 @@
 //! - [`notify`]: one module per channel behind the `Notifier` trait.
 //! - [`deliver`]: each channel's outbox and the task that empties it, with backoff.
 //! - [`daemon`]: `watchdog run`, the tick loop and shutdown.
+//! - [`endpoint`]: `/metrics`, `/healthz`, `/readyz` and `/status` on `WATCHDOG_LISTEN`.
+//! - [`metrics`]: the Prometheus metrics.
 //! - [`once`]: `watchdog once`, one pass shown as a table or JSON, and `--check`.
 //! - [`test_alert`]: `watchdog test-alert`, one test event to every channel.
 //! - [`hostns`]: the start-up check that the watchdog sees the host's pid namespace.
@@ -22,9 +24,11 @@ pub mod collect;
 pub mod config;
 pub mod daemon;
 pub mod deliver;
+pub mod endpoint;
 pub mod engine;
 pub mod event;
 pub mod hostns;
+pub mod metrics;
 pub mod notify;
 pub mod once;
 pub mod signals;

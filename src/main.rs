@@ -33,6 +33,12 @@ enum Command {
     CheckConfig,
     /// Send one clearly-marked test event to every channel and report each result.
     TestAlert,
+    /// Ask the running daemon whether it is live (or, with --ready, ready); exit 0 or 1.
+    Healthcheck {
+        /// Ask /readyz (every collector sees) instead of /healthz (the loop runs).
+        #[arg(long)]
+        ready: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -54,6 +60,12 @@ fn main() -> ExitCode {
         Command::CheckConfig => check_config(&config, unknown.len()),
         Command::TestAlert => match runtime() {
             Ok(runtime) => ExitCode::from(runtime.block_on(watchdog::test_alert::main(&config))),
+            Err(code) => code,
+        },
+        Command::Healthcheck { ready } => match runtime() {
+            Ok(runtime) => {
+                ExitCode::from(runtime.block_on(watchdog::endpoint::healthcheck(&config, ready)))
+            }
             Err(code) => code,
         },
     }

@@ -9,7 +9,6 @@ use std::fmt::Write as _;
 use std::process::ExitCode;
 
 use serde::Serialize;
-use watchdog_collectors::Observation;
 
 use crate::collect::{self, Outcome};
 use crate::config::Config;
@@ -76,16 +75,11 @@ impl Report {
             };
             match &outcome.result {
                 None => {}
-                Some(Err(error)) => report.error = Some(error.to_string()),
+                Some(Err(error)) => report.error = Some(error.clone()),
                 Some(Ok(observation)) => {
                     report.ok = true;
-                    match observation {
-                        Observation::Proc(scan) => {
-                            report.observed = scan.processes.len() as u64;
-                            report.vanished = scan.vanished;
-                            report.unreadable = scan.unreadable.len() as u64;
-                        }
-                    }
+                    (report.observed, report.vanished, report.unreadable) =
+                        collect::counts(observation);
                     signals.extend(collect::signals_of(observation, config));
                 }
             }
@@ -95,7 +89,7 @@ impl Report {
         Self {
             collectors,
             signals,
-            would_send: first_tick(outcomes, config),
+            would_send: Vec::new(),
         }
     }
 
@@ -257,7 +251,9 @@ pub fn main(config: &Config, json: bool, check: bool) -> ExitCode {
     if collectors.is_empty() {
         tracing::warn!("no collector is enabled; set WATCHDOG_PROC_ENABLED=true");
     }
-    let report = Report::from_outcomes(&collect::collect_all(&collectors), config);
+    let outcomes = collect::collect_all(&collectors);
+    let mut report = Report::from_outcomes(&outcomes, config);
+    report.would_send = first_tick(&outcomes, config);
     for c in report.collectors.iter().filter(|c| c.error.is_some()) {
         tracing::error!(
             collector = c.name,

@@ -102,6 +102,7 @@ impl Watchdog {
             .env("WATCHDOG_INTERVAL_S", "1")
             .env("WATCHDOG_LOG", "watchdog=debug")
             .env("WATCHDOG_LOG_FORMAT", "json")
+            .env("WATCHDOG_LISTEN", "off")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

@@ -21,7 +21,7 @@ fn fixture(scenario: &str) -> String {
 
 fn watchdog(args: &[&str], vars: &[(&str, String)]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_watchdog"));
-    command.args(args).env_clear();
+    command.args(args).env_clear().env("WATCHDOG_LISTEN", "off");
     for (name, value) in vars {
         command.env(name, value);
     }

@@ -118,6 +118,7 @@ impl Watchdog {
             .env("WATCHDOG_RETRY_MAX_S", "1")
             .env("WATCHDOG_LOG", "watchdog=debug")
             .env("WATCHDOG_LOG_FORMAT", "json")
+            .env("WATCHDOG_LISTEN", "off")
             .envs(extra.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -444,6 +445,7 @@ fn a_state_dir_that_cannot_be_written_stops_run_with_status_2() {
     let output = Command::new(env!("CARGO_BIN_EXE_watchdog"))
         .arg("run")
         .env_clear()
+        .env("WATCHDOG_LISTEN", "off")
         .env("WATCHDOG_STATE_DIR", file.join("state"))
         .output()
         .unwrap();

@@ -50,6 +50,7 @@ fn config(state: &std::path::Path) -> Config {
         collector_fail_ticks: 3,
         state_dir: state.to_path_buf(),
         host: "loop-host".into(),
+        listen: "off".into(),
         ..Config::default()
     }
 }
