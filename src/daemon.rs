@@ -5,9 +5,9 @@
 //! save state. Collectors run on blocking threads with a time limit: one that overruns counts as
 //! failed for that tick and keeps its thread (a read stuck on a hung process cannot be
 //! cancelled); it is not started again while that thread is busy, so nothing piles up, and the
-//! next tick waits on the same run. On
-//! shutdown it abandons an in-flight collection, gives delivery a few seconds, saves state and
-//! returns.
+//! next tick waits on the same run. On shutdown it abandons an in-flight collection, gives
+//! delivery a few seconds, saves state and returns. After each tick it publishes metrics and
+//! status for the HTTP endpoint.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -350,10 +350,8 @@ impl Daemon {
             m.last_successful_tick.set(at as f64);
         }
         m.tick_duration.observe(took.as_secs_f64());
-        let report = crate::once::Report::from_outcomes(
-            &outcomes.iter().map(|(o, _)| o.clone()).collect::<Vec<_>>(),
-            &self.config,
-        );
+        let report =
+            crate::once::Report::from_outcomes(outcomes.iter().map(|(o, _)| o), &self.config);
         let alerts: Vec<serde_json::Value> = self
             .state
             .entities()

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
+use hyper::header::HeaderValue;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
@@ -122,9 +123,7 @@ fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
     *response.status_mut() = status;
     response.headers_mut().insert(
         hyper::header::CONTENT_TYPE,
-        "text/plain; charset=utf-8"
-            .parse()
-            .expect("a valid header value"),
+        HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     response
 }
@@ -142,9 +141,9 @@ fn answer(view: &View, request: &Request<Incoming>) -> Response<Full<Bytes>> {
             let mut response = text(StatusCode::OK, view.metrics.encode());
             response.headers_mut().insert(
                 hyper::header::CONTENT_TYPE,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8"
-                    .parse()
-                    .expect("a valid header value"),
+                HeaderValue::from_static(
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                ),
             );
             response
         }
@@ -155,7 +154,7 @@ fn answer(view: &View, request: &Request<Incoming>) -> Response<Full<Bytes>> {
             let mut response = text(StatusCode::OK, body + "\n");
             response.headers_mut().insert(
                 hyper::header::CONTENT_TYPE,
-                "application/json".parse().expect("a valid header value"),
+                HeaderValue::from_static("application/json"),
             );
             response
         }
@@ -164,14 +163,6 @@ fn answer(view: &View, request: &Request<Incoming>) -> Response<Full<Bytes>> {
             "not found: try /metrics, /healthz, /readyz or /status\n".into(),
         ),
     }
-}
-
-/// Binds `addr`.
-///
-/// # Errors
-/// The address is taken or not allowed.
-pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    TcpListener::bind(addr).await
 }
 
 /// Serves `view` on `listener` until aborted. Slow clients get a header timeout.

@@ -60,7 +60,10 @@ pub struct WouldSend {
 
 impl Report {
     /// Builds the report of one pass over every known collector.
-    pub fn from_outcomes(outcomes: &[Outcome], config: &Config) -> Self {
+    pub fn from_outcomes<'a>(
+        outcomes: impl IntoIterator<Item = &'a Outcome>,
+        config: &Config,
+    ) -> Self {
         let mut collectors = Vec::new();
         let mut signals = Vec::new();
         for outcome in outcomes {

@@ -2,6 +2,10 @@
 //! receiver on 127.0.0.1 that verifies every body and signature, and the state dir on disk.
 //! Tests wait for events and for ticks (the daemon logs each one), never for a fixed time.
 
+mod common;
+
+use common::copy_tree;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -222,19 +226,6 @@ impl Host {
     }
     fn state(&self) -> PathBuf {
         self.dir.path().join("state")
-    }
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
     }
 }
 

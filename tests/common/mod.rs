@@ -125,3 +125,17 @@ pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
         .map_or(String::new(), |(_, b)| b.to_string());
     Some((status, body))
 }
+
+/// Copies a directory tree (a fixture) into `to`.
+pub fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
