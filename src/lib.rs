@@ -5,6 +5,7 @@
 //! back up.
 //!
 //! - [`config`]: every `WATCHDOG_*` setting, its default, validation and display.
+//! - [`check_config`]: `watchdog check-config`, the effective settings and channels.
 //! - [`collect`]: builds the enabled collectors by name and runs one pass over them.
 //! - [`signals`]: the pure builders from observations to per-entity signals.
 //! - [`engine`]: `decide()` and the alert state: fire, remind, recover, hold.
@@ -20,6 +21,7 @@
 //! - [`test_alert`]: `watchdog test-alert`, one test event to every channel.
 //! - [`hostns`]: the start-up check that the watchdog sees the host's pid namespace.
 
+pub mod check_config;
 pub mod collect;
 pub mod config;
 pub mod daemon;

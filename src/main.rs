@@ -57,7 +57,9 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run => run(config),
         Command::Once { json, check } => watchdog::once::main(&config, json, check),
-        Command::CheckConfig => check_config(&config, unknown.len()),
+        Command::CheckConfig => {
+            ExitCode::from(watchdog::check_config::main(&config, unknown.len()))
+        }
         Command::TestAlert => match runtime() {
             Ok(runtime) => ExitCode::from(runtime.block_on(watchdog::test_alert::main(&config))),
             Err(code) => code,
@@ -148,32 +150,4 @@ async fn shutdown_signal() {
         _ = term.recv() => tracing::info!("SIGTERM"),
         _ = int.recv() => tracing::info!("SIGINT"),
     }
-}
-
-fn check_config(config: &Config, unknown: usize) -> ExitCode {
-    if config.proc_enabled {
-        if let Some(warning) = watchdog::hostns::warning(&config.proc_root) {
-            tracing::warn!("{warning}");
-        }
-    }
-    for line in config.display_lines() {
-        println!("{line}");
-    }
-    let channels = config.channels();
-    println!();
-    if channels.is_empty() {
-        println!("channels: none (alerts are only logged)");
-    }
-    for (name, target) in channels {
-        println!("channel {name}: {target}");
-    }
-    if let Err(error) = watchdog::collect::build(config) {
-        eprintln!("watchdog: {error}");
-        return ExitCode::from(EXIT_BAD_CONFIG);
-    }
-    if unknown > 0 {
-        eprintln!("watchdog: {unknown} unknown WATCHDOG_* variable(s); see the warnings above");
-        return ExitCode::from(EXIT_BAD_CONFIG);
-    }
-    ExitCode::SUCCESS
 }

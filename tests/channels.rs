@@ -298,3 +298,47 @@ async fn a_transport_error_never_shows_the_bot_token() {
     );
     assert!(message.contains("could not connect"), "{message}");
 }
+
+#[tokio::test]
+async fn webhook_answers_are_judged_by_status_and_nothing_is_followed() {
+    use watchdog::notify::webhook::WebhookNotifier;
+    let cases: &[(u16, Class, Option<u64>)] = &[
+        (200, Ok(()), None),
+        (202, Ok(()), None),
+        (204, Ok(()), None),
+        (301, Err("permanent"), None),
+        (307, Err("permanent"), None),
+        (400, Err("permanent"), None),
+        (401, Err("permanent"), None),
+        (404, Err("permanent"), None),
+        (429, Err("retryable with retry-after"), Some(30)),
+        (500, Err("retryable"), None),
+        (503, Err("retryable"), None),
+    ];
+    for (status, want, after) in cases {
+        let status = *status;
+        let server = Server::start(move |_, _| {
+            let mut headers = vec![("Location", "http://127.0.0.1:1/elsewhere".to_string())];
+            if status == 429 {
+                headers.push(("Retry-After", "30".to_string()));
+            }
+            (status, headers, String::new())
+        });
+        let url = format!("{}/hook", server.base).parse().unwrap();
+        let notifier = WebhookNotifier::new(http_client(None).unwrap(), url, Some(b"key".to_vec()));
+        let result = notifier.send(&event("pytest")).await;
+        let (got, retry_after) = class(&result);
+        assert_eq!(got, *want, "HTTP {status}: {result:?}");
+        assert_eq!(retry_after, after.map(Duration::from_secs), "HTTP {status}");
+        let requests = server.pending();
+        assert_eq!(
+            requests.len(),
+            1,
+            "HTTP {status}: one request, no redirect followed"
+        );
+        assert!(requests[0]
+            .header("webhook-signature")
+            .unwrap()
+            .starts_with("v1,"));
+    }
+}
