@@ -2,39 +2,86 @@
 //!
 //! Owns the one place where collectors are built, by name, from the config: a collector that is
 //! switched off is never constructed, so it opens nothing. Also owns turning each collector's
-//! outcome into signals. It runs collectors in the calling thread; the daemon's tick loop moves
-//! them off the async threads.
+//! outcome into what the engine needs: signals, entities to hold, and (for jobs) what to
+//! remember. It runs collectors in the calling thread; the daemon's tick loop moves them off
+//! the async threads.
 
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use watchdog_collectors::jobs::{JobsCollector, JobsConfig, Source};
 use watchdog_collectors::proc::{ProcCollector, ProcConfig};
 use watchdog_collectors::{Collector, Observation};
 
 use crate::config::{Config, ConfigError};
-use crate::engine::CollectorTick;
+use crate::engine::{CollectorTick, Unix};
+use crate::signals::jobs::{JobsMemory, JobsRules};
 use crate::signals::{self, proc::ProcRules, Signal};
 
 /// Every collector watchdog knows, in the fixed order of reports.
-pub const KNOWN: &[&str] = &["proc"];
+pub const KNOWN: &[&str] = &["proc", "jobs"];
+
+/// The enabled collectors, and the jobs collector's switch for reading every process.
+pub struct Built {
+    pub collectors: Vec<Box<dyn Collector>>,
+    /// Set while a leftover watch is open; `None` without the jobs collector.
+    pub jobs_read_all: Option<Arc<AtomicBool>>,
+}
 
 /// Builds the enabled collectors.
 ///
 /// # Errors
 /// A setting of an enabled collector that does not validate.
-pub fn build(config: &Config) -> Result<Vec<Box<dyn Collector>>, ConfigError> {
-    let mut collectors: Vec<Box<dyn Collector>> = Vec::new();
+pub fn build(config: &Config) -> Result<Built, ConfigError> {
+    let mut built = Built {
+        collectors: Vec::new(),
+        jobs_read_all: None,
+    };
     for &name in KNOWN {
         match name {
             "proc" if config.proc_enabled => {
                 let (patterns, exclude) = config.proc_pattern_sets()?;
-                collectors.push(Box::new(ProcCollector::new(ProcConfig::with_system_units(
-                    config.proc_root.clone(),
-                    patterns,
-                    exclude,
-                ))));
+                built
+                    .collectors
+                    .push(Box::new(ProcCollector::new(ProcConfig::with_system_units(
+                        config.proc_root.clone(),
+                        patterns,
+                        exclude,
+                    ))));
+            }
+            "jobs" if config.jobs_enabled => {
+                let source = if config.jobs_sqlite.is_empty() {
+                    Source::Http {
+                        url: config.jobs_url.clone(),
+                        token: (!config.jobs_token.is_empty()).then(|| config.jobs_token.clone()),
+                        timeout: Duration::from_secs(config.collect_timeout_s),
+                        ca_pem: (!config.ca_file.is_empty())
+                            .then(|| std::fs::read(&config.ca_file).ok())
+                            .flatten(),
+                    }
+                } else {
+                    Source::Sqlite {
+                        path: config.jobs_sqlite.clone().into(),
+                        query: config.jobs_query.clone(),
+                    }
+                };
+                let read_all = Arc::new(AtomicBool::new(false));
+                built
+                    .collectors
+                    .push(Box::new(JobsCollector::new(JobsConfig {
+                        source,
+                        root: config.proc_root.clone(),
+                        pid_ns: config.jobs_pid_ns_patterns()?,
+                        ticks_per_second: watchdog_collectors::proc::ticks_per_second(),
+                        read_all: Arc::clone(&read_all),
+                    })));
+                built.jobs_read_all = Some(read_all);
             }
             _ => {}
         }
     }
-    Ok(collectors)
+    Ok(built)
 }
 
 /// What one collector did this tick.
@@ -60,16 +107,87 @@ pub fn collect_all(collectors: &[Box<dyn Collector>]) -> Vec<Outcome> {
         .collect()
 }
 
-/// What the engine needs of one collector's result.
-pub fn tick_of(result: &Result<Observation, String>, config: &Config) -> CollectorTick {
+/// What turning observations into signals needs beyond the observation.
+pub struct Context<'a> {
+    pub config: &'a Config,
+    /// What the jobs builders remembered on the last tick.
+    pub jobs_memory: &'a JobsMemory,
+    pub now: Unix,
+}
+
+/// The signals of one observation, the entities to hold, and the jobs memory to keep.
+pub struct Derived {
+    pub signals: Vec<Signal>,
+    pub held: Vec<String>,
+    /// Set for a jobs observation.
+    pub jobs_memory: Option<JobsMemory>,
+}
+
+/// Derives signals from one successful observation.
+pub fn derive(observation: &Observation, ctx: &Context<'_>) -> Derived {
+    let config = ctx.config;
+    match observation {
+        Observation::Proc(scan) => Derived {
+            signals: signals::proc::build(
+                scan,
+                &ProcRules {
+                    age_threshold_s: config.proc_age_threshold_s(),
+                    group_by: config.proc_group_by,
+                },
+            ),
+            held: scan
+                .unreadable
+                .iter()
+                .map(|pid| format!("proc:{pid}"))
+                .collect(),
+            jobs_memory: None,
+        },
+        Observation::Jobs(scan) => {
+            let built = signals::jobs::build(scan, ctx.jobs_memory, ctx.now, &jobs_rules(config));
+            Derived {
+                signals: built.signals,
+                held: built.held,
+                jobs_memory: Some(built.memory),
+            }
+        }
+    }
+}
+
+/// The jobs builders' thresholds from the config.
+pub fn jobs_rules(config: &Config) -> JobsRules {
+    let on = |seconds: u64| (seconds > 0).then_some(seconds);
+    JobsRules {
+        running_states: config.jobs_running_state_list(),
+        pid_slack_s: config.jobs_pid_slack_s,
+        max_running_s: on(config.jobs_max_running_min.saturating_mul(60)),
+        heartbeat_s: on(config.jobs_heartbeat_s),
+        leftover_grace_s: config.jobs_leftover_grace_s,
+        leftover_keep_s: config.jobs_leftover_keep_h.saturating_mul(3600),
+    }
+}
+
+/// What the engine needs of one collector's result, and the jobs memory it leads to.
+pub fn tick_of(
+    result: &Result<Observation, String>,
+    ctx: &Context<'_>,
+) -> (CollectorTick, Option<JobsMemory>) {
     match result {
-        Ok(observation) => CollectorTick::Ok {
-            signals: signals_of(observation, config),
-            unreadable: unreadable_of(observation),
-        },
-        Err(error) => CollectorTick::Failed {
-            error: error.clone(),
-        },
+        Ok(observation) => {
+            let derived = derive(observation, ctx);
+            (
+                CollectorTick::Ok {
+                    signals: derived.signals,
+                    unreadable: derived.held,
+                },
+                derived.jobs_memory,
+            )
+        }
+        Err(error) => (
+            CollectorTick::Failed {
+                error: error.clone(),
+            },
+            None,
+        ),
     }
 }
 
@@ -81,29 +199,6 @@ pub fn counts(observation: &Observation) -> (u64, u64, u64) {
             scan.vanished,
             scan.unreadable.len() as u64,
         ),
-    }
-}
-
-/// The entities an observation saw but could not read, as id prefixes the engine holds.
-pub fn unreadable_of(observation: &Observation) -> Vec<String> {
-    match observation {
-        Observation::Proc(scan) => scan
-            .unreadable
-            .iter()
-            .map(|pid| format!("proc:{pid}"))
-            .collect(),
-    }
-}
-
-/// The signals of one successful observation.
-pub fn signals_of(observation: &Observation, config: &Config) -> Vec<Signal> {
-    match observation {
-        Observation::Proc(scan) => signals::proc::build(
-            scan,
-            &ProcRules {
-                age_threshold_s: config.proc_age_threshold_s(),
-                group_by: config.proc_group_by,
-            },
-        ),
+        Observation::Jobs(scan) => (scan.jobs.len() as u64, 0, scan.unreadable.len() as u64),
     }
 }

@@ -21,6 +21,11 @@ pub use crate::text::Lang;
 /// The prefix of every variable.
 pub const PREFIX: &str = "WATCHDOG_";
 
+/// The default `WATCHDOG_JOBS_QUERY`: every running job of a `jobs` table. Columns are read by
+/// name (`id`, `pid`, `state` or `status`, `started_at`, `ended_at`, `heartbeat_at`, `name`);
+/// others are ignored.
+pub const DEFAULT_JOBS_QUERY: &str = "SELECT * FROM jobs WHERE lower(state) = 'running'";
+
 /// The endpoint's default address: loopback only, on a port outside the 9100-9999 range
 /// that Prometheus exporters have allocated among themselves.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:19847";
@@ -90,6 +95,25 @@ pub struct Config {
     pub ca_file: String,
     /// Where `/metrics`, `/healthz`, `/readyz` and `/status` are served; `off` for nowhere.
     pub listen: String,
+    pub jobs_enabled: bool,
+    /// The job list as JSON over HTTP; or
+    pub jobs_url: String,
+    pub jobs_token: String,
+    /// a SQLite file, read with `jobs_query`.
+    pub jobs_sqlite: String,
+    pub jobs_query: String,
+    /// States that mean running, compared without case.
+    pub jobs_running_states: String,
+    /// `host`, or a pattern for the orchestrator container's init.
+    pub jobs_pid_ns: String,
+    pub jobs_pid_slack_s: u64,
+    /// 0 turns the check off.
+    pub jobs_max_running_min: u64,
+    /// 0 turns the check off.
+    pub jobs_heartbeat_s: u64,
+    pub jobs_leftover_grace_s: u64,
+    pub jobs_leftover_keep_h: u64,
+    pub jobs_cooldown_s: u64,
     pub proc_enabled: bool,
     pub proc_root: PathBuf,
     pub proc_patterns: String,
@@ -126,6 +150,19 @@ impl Default for Config {
             heartbeat_url: String::new(),
             ca_file: String::new(),
             listen: DEFAULT_LISTEN.into(),
+            jobs_enabled: false,
+            jobs_url: String::new(),
+            jobs_token: String::new(),
+            jobs_sqlite: String::new(),
+            jobs_query: DEFAULT_JOBS_QUERY.into(),
+            jobs_running_states: "running".into(),
+            jobs_pid_ns: "host".into(),
+            jobs_pid_slack_s: 120,
+            jobs_max_running_min: 120,
+            jobs_heartbeat_s: 0,
+            jobs_leftover_grace_s: 300,
+            jobs_leftover_keep_h: 24,
+            jobs_cooldown_s: 1800,
             proc_enabled: false,
             proc_root: PathBuf::from("/proc"),
             proc_patterns: "pytest".into(),
@@ -187,6 +224,40 @@ const EXPECTS: &[(&str, &str)] = &[
         "listen",
         "host:port (such as 127.0.0.1:19847 or 0.0.0.0:19847), or off",
     ),
+    ("jobs_enabled", "true or false"),
+    (
+        "jobs_url",
+        "an http:// or https:// URL, or nothing when WATCHDOG_JOBS_SQLITE is set",
+    ),
+    ("jobs_token", "a bearer token"),
+    (
+        "jobs_sqlite",
+        "the path of a SQLite file, or nothing when WATCHDOG_JOBS_URL is set",
+    ),
+    ("jobs_query", "an SQL query"),
+    ("jobs_running_states", "a comma-separated list of states"),
+    (
+        "jobs_pid_ns",
+        "host, or patterns for the orchestrator's init",
+    ),
+    ("jobs_pid_slack_s", "a whole number of seconds (0 or more)"),
+    (
+        "jobs_max_running_min",
+        "a whole number of minutes (0 turns it off)",
+    ),
+    (
+        "jobs_heartbeat_s",
+        "a whole number of seconds (0 turns it off)",
+    ),
+    (
+        "jobs_leftover_grace_s",
+        "a whole number of seconds (0 or more)",
+    ),
+    (
+        "jobs_leftover_keep_h",
+        "a whole number of hours (0 or more)",
+    ),
+    ("jobs_cooldown_s", "a whole number of seconds (0 or more)"),
     ("proc_enabled", "true or false"),
     ("proc_root", "a directory"),
     (
@@ -205,6 +276,7 @@ const EXPECTS: &[(&str, &str)] = &[
 /// Keys whose values are never printed: shown as `***` when set.
 const SECRET_KEYS: &[&str] = &[
     "webhook_secret",
+    "jobs_token",
     "telegram_bot_token",
     "alertmanager_bearer_token",
     "alertmanager_basic_auth",
@@ -213,6 +285,7 @@ const SECRET_KEYS: &[&str] = &[
 /// URL keys: their path and query may hold a token, so only the origin is ever printed.
 const URL_KEYS: &[&str] = &[
     "webhook_url",
+    "jobs_url",
     "slack_webhook_url",
     "telegram_api_url",
     "alertmanager_urls",
@@ -357,6 +430,23 @@ impl Config {
             let value = self.alertmanager_hold_s.to_string();
             return Err(Self::invalid("alertmanager_hold_s", Some(&value)));
         }
+        if self.jobs_enabled {
+            match (self.jobs_url.is_empty(), self.jobs_sqlite.is_empty()) {
+                (true, true) => return Err(ConfigError {
+                    expected: "a job source while WATCHDOG_JOBS_ENABLED=true: WATCHDOG_JOBS_URL or WATCHDOG_JOBS_SQLITE".into(),
+                    ..Self::invalid("jobs_url", None)
+                }),
+                (false, false) => return Err(ConfigError {
+                    expected: "one job source: WATCHDOG_JOBS_URL or WATCHDOG_JOBS_SQLITE, not both".into(),
+                    ..Self::invalid("jobs_url", None)
+                }),
+                (false, true) if http_url(&self.jobs_url).is_none() => {
+                    return Err(Self::invalid("jobs_url", None));
+                }
+                _ => {}
+            }
+        }
+        self.jobs_pid_ns_patterns()?;
         if self.listen != "off" && self.listen_addr().is_none() {
             return Err(Self::invalid("listen", Some(&self.listen)));
         }
@@ -401,6 +491,34 @@ impl Config {
             });
         }
         Ok((patterns, exclude))
+    }
+
+    /// The pattern of the orchestrator's init, or `None` for `WATCHDOG_JOBS_PID_NS=host`.
+    ///
+    /// # Errors
+    /// An invalid regular expression.
+    pub fn jobs_pid_ns_patterns(&self) -> Result<Option<PatternSet>, ConfigError> {
+        let value = self.jobs_pid_ns.trim();
+        if value.eq_ignore_ascii_case("host") {
+            return Ok(None);
+        }
+        let patterns = PatternSet::parse(value).map_err(|e| ConfigError {
+            expected: format!("host, or valid patterns; {e}"),
+            ..Self::invalid("jobs_pid_ns", Some(value))
+        })?;
+        if patterns.is_empty() {
+            return Err(Self::invalid("jobs_pid_ns", Some(value)));
+        }
+        Ok(Some(patterns))
+    }
+
+    /// `WATCHDOG_JOBS_RUNNING_STATES`, lower-cased, trimmed, empty items dropped.
+    pub fn jobs_running_state_list(&self) -> Vec<String> {
+        self.jobs_running_states
+            .split(',')
+            .map(|s| s.trim().to_lowercase())
+            .filter(|s| !s.is_empty())
+            .collect()
     }
 
     /// The endpoint's address; `None` when `WATCHDOG_LISTEN=off` (or invalid, which validation

@@ -100,6 +100,7 @@ pub struct Daemon {
     heartbeat: Option<Heartbeat>,
     clock: Clock,
     view: Arc<View>,
+    jobs_read_all: Option<Arc<std::sync::atomic::AtomicBool>>,
     /// Bound at construction, so a taken port stops `run` at start; served by [`serve`].
     listener: Option<std::net::TcpListener>,
 }
@@ -141,11 +142,22 @@ impl Daemon {
     /// A collector or channel setting that does not validate, or a state dir that cannot be
     /// written.
     pub fn new(config: Config, clock: Clock) -> Result<Self, RunError> {
-        let collectors = collect::build(&config)?
-            .into_iter()
-            .map(Arc::from)
-            .collect();
-        Self::with_collectors(config, clock, collectors)
+        let built = collect::build(&config)?;
+        let collectors = built.collectors.into_iter().map(Arc::from).collect();
+        let mut daemon = Self::with_collectors(config, clock, collectors)?;
+        daemon.jobs_read_all = built.jobs_read_all;
+        daemon.update_jobs_switch();
+        Ok(daemon)
+    }
+
+    /// Tells the jobs collector whether to read every process: while a leftover watch is open.
+    fn update_jobs_switch(&self) {
+        if let Some(read_all) = &self.jobs_read_all {
+            read_all.store(
+                self.state.jobs().has_open_watch(),
+                std::sync::atomic::Ordering::Relaxed,
+            );
+        }
     }
 
     /// As [`Daemon::new`], with the collectors given rather than built from the config.
@@ -208,6 +220,7 @@ impl Daemon {
         });
         Ok(Self {
             view,
+            jobs_read_all: None,
             listener,
             alertmanager,
             heartbeat,
@@ -235,12 +248,39 @@ impl Daemon {
     pub async fn tick(&mut self) -> TickReport {
         let tick_started = Instant::now();
         let outcomes = self.collect().await;
-        let collectors: Vec<(&'static str, CollectorTick)> = outcomes
-            .iter()
-            .filter_map(|(o, _)| Some((o.name, collect::tick_of(o.result.as_ref()?, &self.config))))
-            .collect();
         let at = self.clock.now();
-        let outcome = engine::decide(&self.state, &collectors, at, &self.rules);
+        let ctx = collect::Context {
+            config: &self.config,
+            jobs_memory: self.state.jobs(),
+            now: at,
+        };
+        let mut jobs_memory = None;
+        let mut collectors: Vec<(&'static str, CollectorTick)> = Vec::new();
+        for (o, _) in &outcomes {
+            if let Some(result) = &o.result {
+                let (tick, memory) = collect::tick_of(result, &ctx);
+                jobs_memory = jobs_memory.or(memory);
+                collectors.push((o.name, tick));
+            }
+        }
+        // Every known collector, in the fixed order, as `once` shows them; the off ones too.
+        let switched_off: Vec<collect::Outcome> = collect::KNOWN
+            .iter()
+            .filter(|name| !outcomes.iter().any(|(o, _)| o.name == **name))
+            .map(|&name| collect::Outcome { name, result: None })
+            .collect();
+        let mut all: Vec<&collect::Outcome> = outcomes
+            .iter()
+            .map(|(o, _)| o)
+            .chain(switched_off.iter())
+            .collect();
+        all.sort_by_key(|o| collect::KNOWN.iter().position(|k| *k == o.name));
+        let report = crate::once::Report::from_outcomes(all, &ctx);
+        let mut outcome = engine::decide(&self.state, &collectors, at, &self.rules);
+        if let Some(memory) = jobs_memory {
+            // Only a jobs collection that worked updates what is remembered of jobs.
+            outcome.state.set_jobs(memory);
+        }
         for (kind, entity, reason) in &outcome.decisions {
             tracing::debug!(kind = kind.as_str(), entity = %entity, reason = ?reason, "decided");
         }
@@ -284,7 +324,8 @@ impl Daemon {
         }
         self.state = outcome.state;
         self.save_state();
-        self.publish(&outcomes, all_ok, at, tick_started.elapsed());
+        self.update_jobs_switch();
+        self.publish(&outcomes, report, all_ok, at, tick_started.elapsed());
         tracing::debug!(at, alerts = events.len(), "tick done");
         TickReport {
             at,
@@ -298,6 +339,7 @@ impl Daemon {
     fn publish(
         &self,
         outcomes: &[(collect::Outcome, Duration)],
+        report: crate::once::Report,
         all_ok: bool,
         at: Unix,
         took: Duration,
@@ -350,8 +392,14 @@ impl Daemon {
             m.last_successful_tick.set(at as f64);
         }
         m.tick_duration.observe(took.as_secs_f64());
-        let report =
-            crate::once::Report::from_outcomes(outcomes.iter().map(|(o, _)| o), &self.config);
+        let watches = self
+            .state
+            .jobs()
+            .jobs
+            .values()
+            .filter(|r| r.ended_at.is_some())
+            .count();
+        m.jobs_open_watches.set(watches as i64);
         let alerts: Vec<serde_json::Value> = self
             .state
             .entities()
@@ -458,6 +506,7 @@ struct InFlight {
 pub fn rules(config: &Config) -> Rules {
     Rules {
         proc_cooldown_s: config.proc_cooldown_s,
+        jobs_cooldown_s: config.jobs_cooldown_s,
         collector_fail_ticks: config.collector_fail_ticks,
         collector_fail_cooldown_s: config.collector_fail_cooldown_s,
     }

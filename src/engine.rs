@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::signals::jobs::JobsMemory;
 use crate::signals::{CollectorFacts, Facts, Kind, Signal};
 
 /// Seconds since the Unix epoch: the engine's only unit of time.
@@ -102,6 +103,8 @@ pub struct AlertState {
     entities: BTreeMap<(Kind, String), EntityState>,
     /// Consecutive failed ticks, per collector name; absent means it last worked.
     fail_streaks: BTreeMap<String, u32>,
+    /// What the jobs builders remember between ticks.
+    jobs: JobsMemory,
 }
 
 /// The on-disk shape of [`AlertState`]: JSON maps need string keys.
@@ -110,6 +113,8 @@ struct StateFile {
     version: u32,
     entities: Vec<EntityState>,
     fail_streaks: BTreeMap<String, u32>,
+    #[serde(default)]
+    jobs: JobsMemory,
 }
 
 const STATE_VERSION: u32 = 1;
@@ -124,6 +129,7 @@ impl From<StateFile> for AlertState {
         Self {
             entities,
             fail_streaks: file.fail_streaks,
+            jobs: file.jobs,
         }
     }
 }
@@ -134,6 +140,7 @@ impl From<AlertState> for StateFile {
             version: STATE_VERSION,
             entities: state.entities.into_values().collect(),
             fail_streaks: state.fail_streaks,
+            jobs: state.jobs,
         }
     }
 }
@@ -145,6 +152,15 @@ impl AlertState {
 
     pub fn get(&self, kind: Kind, entity: &str) -> Option<&EntityState> {
         self.entities.get(&(kind, entity.to_string()))
+    }
+
+    pub fn jobs(&self) -> &JobsMemory {
+        &self.jobs
+    }
+
+    /// Replaces what the jobs builders remember (after a successful jobs collection).
+    pub fn set_jobs(&mut self, memory: JobsMemory) {
+        self.jobs = memory;
     }
 
     pub fn fail_streak(&self, collector: &str) -> u32 {
@@ -192,6 +208,7 @@ pub enum CollectorTick {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rules {
     pub proc_cooldown_s: u64,
+    pub jobs_cooldown_s: u64,
     /// Consecutive failed ticks after which a collector's blindness is itself an alert.
     pub collector_fail_ticks: u32,
     pub collector_fail_cooldown_s: u64,
@@ -201,6 +218,7 @@ impl Rules {
     fn cooldown_s(&self, kind: Kind) -> u64 {
         match kind {
             Kind::ProcBlocking => self.proc_cooldown_s,
+            Kind::AgentHung | Kind::JobLeftover => self.jobs_cooldown_s,
             Kind::CollectorFailing => self.collector_fail_cooldown_s,
             // Test events never enter the state; a cooldown of none is as good as any.
             Kind::Test => 0,

@@ -53,6 +53,7 @@ pub struct Metrics {
     pub events_dropped: Family<ChannelLabels, Counter>,
     pub outbox_depth: Family<ChannelLabels, Gauge>,
     pub last_successful_tick: Gauge<f64, AtomicU64>,
+    pub jobs_open_watches: Gauge,
 }
 
 /// Seconds: from a millisecond to a minute, for ticks and collections.
@@ -92,6 +93,12 @@ impl Metrics {
         );
         let outbox_depth = Family::<ChannelLabels, Gauge>::default();
         let last_successful_tick = Gauge::<f64, AtomicU64>::default();
+        let jobs_open_watches = Gauge::default();
+        registry.register(
+            "watchdog_jobs_open_watches",
+            "Ended jobs whose process group or session is still watched; while any is, the jobs collector reads the stat of every process",
+            jobs_open_watches.clone(),
+        );
 
         registry.register(
             "watchdog_tick_duration_seconds",
@@ -173,6 +180,7 @@ impl Metrics {
             events_dropped,
             outbox_depth,
             last_successful_tick,
+            jobs_open_watches,
         }
     }
 

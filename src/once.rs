@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::daemon;
 use crate::engine::{self, AlertState, CollectorTick, EventKind};
 use crate::event::Event;
+use crate::signals::jobs::JobsMemory;
 use crate::signals::{self, Facts, Kind, Signal};
 use crate::text::{self, Lang};
 
@@ -62,7 +63,7 @@ impl Report {
     /// Builds the report of one pass over every known collector.
     pub fn from_outcomes<'a>(
         outcomes: impl IntoIterator<Item = &'a Outcome>,
-        config: &Config,
+        ctx: &collect::Context<'_>,
     ) -> Self {
         let mut collectors = Vec::new();
         let mut signals = Vec::new();
@@ -83,7 +84,7 @@ impl Report {
                     report.ok = true;
                     (report.observed, report.vanished, report.unreadable) =
                         collect::counts(observation);
-                    signals.extend(collect::signals_of(observation, config));
+                    signals.extend(collect::derive(observation, ctx).signals);
                 }
             }
             collectors.push(report);
@@ -139,13 +140,34 @@ impl Report {
             }
         }
         if self.collectors.iter().all(|c| !c.enabled) {
-            out.push_str("\nNo collector is enabled: set WATCHDOG_PROC_ENABLED=true.\n");
+            out.push_str("\nNo collector is enabled: set WATCHDOG_PROC_ENABLED=true (or WATCHDOG_JOBS_ENABLED=true).\n");
             return out;
         }
         out.push('\n');
         if self.signals.is_empty() {
-            out.push_str("No matching processes.\n");
+            out.push_str("No signals: no matching process, no job to look at.\n");
             return out;
+        }
+        self.proc_table(&mut out);
+        self.jobs_table(&mut out);
+        let active = self.signals.iter().filter(|s| s.active).count();
+        let _ = writeln!(out, "{active} active of {} signals.", self.signals.len());
+        if !self.would_send.is_empty() {
+            out.push_str("\nOn its first tick, `watchdog run` would send:\n");
+            for w in &self.would_send {
+                let _ = writeln!(out, "  {:<9} {}", w.event.as_str(), w.summary);
+            }
+        }
+        out
+    }
+
+    fn proc_table(&self, out: &mut String) {
+        if !self
+            .signals
+            .iter()
+            .any(|s| matches!(s.facts, Facts::Proc(_)))
+        {
+            return;
         }
         let mut rows = vec![row(&[
             "ACTIVE", "ENTITY", "AGE", "PID", "PGID", "ORPHANED", "PARENT", "CPU%", "RSS",
@@ -171,27 +193,52 @@ impl Report {
             ]));
         }
         out.push_str(&render(&rows));
-        let active = self.signals.iter().filter(|s| s.active).count();
-        let _ = writeln!(out, "\n{active} active of {} signals.", self.signals.len());
-        if !self.would_send.is_empty() {
-            out.push_str("\nOn its first tick, `watchdog run` would send:\n");
-            for w in &self.would_send {
-                let _ = writeln!(out, "  {:<9} {}", w.event.as_str(), w.summary);
-            }
+        out.push('\n');
+    }
+
+    fn jobs_table(&self, out: &mut String) {
+        if !self
+            .signals
+            .iter()
+            .any(|s| matches!(s.facts, Facts::Job(_)))
+        {
+            return;
         }
-        out
+        let mut rows = vec![row(&[
+            "ACTIVE", "KIND", "ENTITY", "AGE", "PID", "HOST PID", "WHY",
+        ])];
+        for signal in &self.signals {
+            let Facts::Job(f) = &signal.facts else {
+                continue;
+            };
+            let why: Vec<String> = if signal.kind == Kind::JobLeftover {
+                vec![format!("members {:?}", f.members)]
+            } else {
+                f.reasons.iter().map(|r| format!("{r:?}")).collect()
+            };
+            let pid = |p: Option<u32>| p.map_or("-".to_string(), |p| p.to_string());
+            rows.push(row(&[
+                if signal.active { "yes" } else { "no" },
+                signal.kind.as_str(),
+                &signal.entity,
+                &text::duration(f.age_s, Lang::En),
+                &pid(f.pid),
+                &pid(f.host_pid),
+                &why.join(", "),
+            ]));
+        }
+        out.push_str(&render(&rows));
+        out.push('\n');
     }
 }
 
 /// The events of `run`'s first tick from an empty state, decided now, for this host.
-fn first_tick(outcomes: &[Outcome], config: &Config) -> Vec<WouldSend> {
+fn first_tick(outcomes: &[Outcome], ctx: &collect::Context<'_>) -> Vec<WouldSend> {
     let ticks: Vec<(&str, CollectorTick)> = outcomes
         .iter()
-        .filter_map(|o| Some((o.name, collect::tick_of(o.result.as_ref()?, config))))
+        .filter_map(|o| Some((o.name, collect::tick_of(o.result.as_ref()?, ctx).0)))
         .collect();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
+    let (config, now) = (ctx.config, ctx.now);
     let host = daemon::resolve_host(config);
     engine::decide(&AlertState::default(), &ticks, now, &daemon::rules(config))
         .alerts
@@ -245,18 +292,29 @@ fn render(rows: &[Vec<String>]) -> String {
 /// Runs `watchdog once`.
 pub fn main(config: &Config, json: bool, check: bool) -> ExitCode {
     let collectors = match collect::build(config) {
-        Ok(collectors) => collectors,
+        Ok(built) => built.collectors,
         Err(error) => {
             eprintln!("watchdog: {error}");
             return ExitCode::from(crate::EXIT_BAD_CONFIG);
         }
     };
     if collectors.is_empty() {
-        tracing::warn!("no collector is enabled; set WATCHDOG_PROC_ENABLED=true");
+        tracing::warn!(
+            "no collector is enabled; set WATCHDOG_PROC_ENABLED=true or WATCHDOG_JOBS_ENABLED=true"
+        );
     }
     let outcomes = collect::collect_all(&collectors);
-    let mut report = Report::from_outcomes(&outcomes, config);
-    report.would_send = first_tick(&outcomes, config);
+    let memory = JobsMemory::default();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let ctx = collect::Context {
+        config,
+        jobs_memory: &memory,
+        now,
+    };
+    let mut report = Report::from_outcomes(&outcomes, &ctx);
+    report.would_send = first_tick(&outcomes, &ctx);
     for c in report.collectors.iter().filter(|c| c.error.is_some()) {
         tracing::error!(
             collector = c.name,

@@ -9,8 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::{Alert, EventKind};
 use crate::event::rfc3339;
+use crate::signals::jobs::{HungReason, JobFacts};
 use crate::signals::proc::ProcFacts;
-use crate::signals::{CollectorFacts, Facts};
+use crate::signals::{CollectorFacts, Facts, Kind};
 
 /// The language of alert texts (`WATCHDOG_LANG`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,6 +26,7 @@ pub fn render(alert: &Alert, host: &str, lang: Lang) -> (String, String) {
     match &alert.facts {
         Facts::Proc(facts) => proc_text(alert, facts, host, lang),
         Facts::Collector(facts) => collector_text(alert, facts, host, lang),
+        Facts::Job(facts) => job_text(alert, facts, host, lang),
         Facts::Test(_) => test_text(alert, host, lang),
     }
 }
@@ -238,6 +240,149 @@ fn collector_text(alert: &Alert, f: &CollectorFacts, host: &str, lang: Lang) -> 
                  Удержанные оповещения снова решаются с этого тика."
             ),
         ),
+    }
+}
+
+fn job_text(alert: &Alert, f: &JobFacts, host: &str, lang: Lang) -> (String, String) {
+    let ru = lang == Lang::Ru;
+    let job = match &f.name {
+        Some(name) => format!("{} ({name})", f.job),
+        None => f.job.clone(),
+    };
+    let age = duration(f.age_s, lang);
+    let lasted = duration(alert.duration_s(), lang);
+    let pids = match (f.pid, f.host_pid) {
+        (Some(pid), Some(host_pid)) if pid != host_pid => {
+            if ru {
+                format!("pid {pid} (у оркестратора), {host_pid} на хосте")
+            } else {
+                format!("pid {pid} (the orchestrator's), {host_pid} on the host")
+            }
+        }
+        (Some(pid), _) => format!("pid {pid}"),
+        (None, _) => {
+            if ru {
+                "без pid".into()
+            } else {
+                "no pid".into()
+            }
+        }
+    };
+    let members = f
+        .members
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let stop = match (f.pgid, f.members.is_empty()) {
+        (Some(pgid), _) if pgid > 1 => Some((
+            format!("kill -TERM -- -{pgid}"),
+            format!("kill -KILL -- -{pgid}"),
+        )),
+        (_, false) => Some((
+            format!("kill -TERM {members}"),
+            format!("kill -KILL {members}"),
+        )),
+        _ => None,
+    };
+    let stop_lines = |intro: &str, later: &str| match &stop {
+        Some((term, kill)) => format!("\n{intro}\n  {term}\n{later}\n  {kill}"),
+        None => String::new(),
+    };
+    match (alert.kind, alert.event, lang) {
+        (Kind::JobLeftover, EventKind::Recovery, Lang::En) => (
+            format!("[{host}] over: job {job} has no process left"),
+            format!("Nothing of job {job} on {host} is running any more; its leftovers lasted {lasted}, since {}.", rfc3339(alert.since)),
+        ),
+        (Kind::JobLeftover, EventKind::Recovery, Lang::Ru) => (
+            format!("[{host}] снято: от задачи {job} не осталось процессов"),
+            format!("От задачи {job} на {host} больше ничего не работает; остатки жили {lasted}, с {}.", rfc3339(alert.since)),
+        ),
+        (Kind::JobLeftover, _, Lang::En) => {
+            let ended = duration(f.ended_s.unwrap_or(0), lang);
+            (
+                format!("[{host}] job {job} ended {ended} ago but {} of its processes live on", f.members.len()),
+                format!(
+                    "Job {job} on {host} ended {ended} ago, and processes of its own process group or session are still running: pids {members}.\nLeft alone they are the stuck work of tomorrow: they hold CPU and memory the next runs need.{}",
+                    stop_lines(&format!("To stop them, run on {host}:"), "and if they are still there a minute later:")
+                ),
+            )
+        }
+        (Kind::JobLeftover, _, Lang::Ru) => {
+            let ended = duration(f.ended_s.unwrap_or(0), lang);
+            (
+                format!("[{host}] задача {job} завершилась {ended} назад, но {} её процессов живы", f.members.len()),
+                format!(
+                    "Задача {job} на {host} завершилась {ended} назад, а процессы её собственной группы или сессии всё ещё работают: pid {members}.\nЕсли их не остановить, они займут CPU и память, нужные следующим запускам.{}",
+                    stop_lines(&format!("Чтобы их остановить, выполните на {host}:"), "и, если через минуту они ещё живы:")
+                ),
+            )
+        }
+        (_, EventKind::Recovery, Lang::En) => (
+            format!("[{host}] over: job {job} no longer looks hung, after {lasted}"),
+            format!("Job {job} on {host} ended or looks alive again; it looked hung for {lasted}, since {}.", rfc3339(alert.since)),
+        ),
+        (_, EventKind::Recovery, Lang::Ru) => (
+            format!("[{host}] снято: задача {job} больше не выглядит зависшей, длилось {lasted}"),
+            format!("Задача {job} на {host} завершилась или снова подаёт признаки жизни; она выглядела зависшей {lasted}, с {}.", rfc3339(alert.since)),
+        ),
+        (_, _, _) => {
+            let why: Vec<String> = f.reasons.iter().map(|r| reason_text(*r, f, lang)).collect();
+            let why = why.join("; ");
+            if ru {
+                (
+                    format!("[{host}] задача {job} похоже зависла: {why}"),
+                    format!(
+                        "Задача {job} на {host} в состоянии \"{}\" уже {age} ({pids}).\nПочему: {why}.\nЧто делать: проверьте агента задачи {} в оркестраторе; если он мёртв, пометьте задачу как упавшую, чтобы её место освободилось.{}",
+                        f.state, f.job,
+                        stop_lines(&format!("Чтобы остановить то, что от неё осталось, выполните на {host}:"), "и, если через минуту оно ещё живо:")
+                    ),
+                )
+            } else {
+                (
+                    format!("[{host}] job {job} looks hung: {why}"),
+                    format!(
+                        "Job {job} on {host} says \"{}\" and has run for {age} ({pids}).\nWhy: {why}.\nWhat to do: check the agent of job {} in the orchestrator; if it is dead, mark the job failed so its slot is freed.{}",
+                        f.state, f.job,
+                        stop_lines(&format!("To stop what is left of it, run on {host}:"), "and if it is still there a minute later:")
+                    ),
+                )
+            }
+        }
+    }
+}
+
+fn reason_text(reason: HungReason, f: &JobFacts, lang: Lang) -> String {
+    let pid = f.pid.map(|p| p.to_string()).unwrap_or_default();
+    match (reason, lang) {
+        (HungReason::PidGone, Lang::En) => format!("its process {pid} is gone"),
+        (HungReason::PidGone, Lang::Ru) => format!("её процесс {pid} исчез"),
+        (HungReason::PidReused, Lang::En) => format!(
+            "pid {pid} now belongs to another process ({}) that started after the job",
+            f.pid_comm.as_deref().unwrap_or("?")
+        ),
+        (HungReason::PidReused, Lang::Ru) => format!(
+            "pid {pid} теперь у другого процесса ({}), запущенного после задачи",
+            f.pid_comm.as_deref().unwrap_or("?")
+        ),
+        (HungReason::RunningTooLong, Lang::En) => {
+            format!("it has run for {}, past the limit", duration(f.age_s, lang))
+        }
+        (HungReason::RunningTooLong, Lang::Ru) => {
+            format!("она работает {}, дольше предела", duration(f.age_s, lang))
+        }
+        (HungReason::HeartbeatStale, Lang::En) => {
+            format!(
+                "its last heartbeat is {} old",
+                duration(f.heartbeat_age_s.unwrap_or(0), lang)
+            )
+        }
+        (HungReason::HeartbeatStale, Lang::Ru) => {
+            format!(
+                "последний пульс был {} назад",
+                duration(f.heartbeat_age_s.unwrap_or(0), lang)
+            )
+        }
     }
 }
 

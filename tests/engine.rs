@@ -12,6 +12,7 @@ const COOLDOWN: u64 = 1800;
 fn rules() -> Rules {
     Rules {
         proc_cooldown_s: COOLDOWN,
+        jobs_cooldown_s: COOLDOWN,
         collector_fail_ticks: 3,
         collector_fail_cooldown_s: 600,
     }

@@ -2,6 +2,7 @@
 
 use watchdog::engine::{Alert, EventKind, Unix};
 use watchdog::event::Event;
+use watchdog::signals::jobs::{HungReason, JobFacts};
 use watchdog::signals::proc::ProcFacts;
 use watchdog::signals::{CollectorFacts, Facts, Kind};
 use watchdog::text::Lang;
@@ -188,4 +189,106 @@ fn event_ids_differ_per_event_and_repeat_per_decision() {
         render(EventKind::Reminder, SINCE + 60),
         render(EventKind::Recovery, SINCE + 60)
     );
+}
+
+fn job_facts() -> JobFacts {
+    JobFacts {
+        job: "j-1042".into(),
+        name: Some("fix flaky test".into()),
+        state: "running".into(),
+        pid: Some(42),
+        host_pid: Some(320),
+        age_s: 9000,
+        reasons: vec![HungReason::RunningTooLong, HungReason::HeartbeatStale],
+        heartbeat_age_s: Some(1800),
+        pid_comm: None,
+        pgid: Some(320),
+        session: Some(320),
+        members: Vec::new(),
+        ended_s: None,
+    }
+}
+
+#[test]
+fn agent_hung_texts() {
+    for lang in [Lang::En, Lang::Ru] {
+        for event in EVENTS {
+            let alert = alert(
+                event,
+                Facts::Job(job_facts()),
+                Kind::AgentHung,
+                "job:j-1042",
+            );
+            let rendered = Event::render(&alert, "ci-runner-3", lang);
+            let name = format!("agent_hung_{}_{lang:?}", event.as_str()).to_lowercase();
+            insta::assert_snapshot!(name, read(&rendered));
+        }
+    }
+}
+
+#[test]
+fn a_reused_or_vanished_pid_gets_no_kill_command() {
+    for (reason, comm) in [
+        (HungReason::PidReused, Some("sshd")),
+        (HungReason::PidGone, None),
+    ] {
+        // The builder leaves the group unknown when the pid is not the job's any more.
+        let facts = JobFacts {
+            reasons: vec![reason],
+            pid_comm: comm.map(str::to_string),
+            pgid: None,
+            session: None,
+            ..job_facts()
+        };
+        for lang in [Lang::En, Lang::Ru] {
+            let alert = alert(
+                EventKind::Fire,
+                Facts::Job(facts.clone()),
+                Kind::AgentHung,
+                "job:j-1042",
+            );
+            let rendered = Event::render(&alert, "ci-runner-3", lang);
+            assert!(
+                !rendered.text.contains("kill"),
+                "{reason:?} {lang:?}: {}",
+                rendered.text
+            );
+            if reason == HungReason::PidReused {
+                assert!(rendered.summary.contains("sshd"), "{}", rendered.summary);
+            }
+        }
+    }
+}
+
+#[test]
+fn job_leftover_texts() {
+    let facts = JobFacts {
+        state: "ended".into(),
+        reasons: Vec::new(),
+        heartbeat_age_s: None,
+        pid_comm: None,
+        members: vec![321, 322],
+        ended_s: Some(900),
+        ..job_facts()
+    };
+    for lang in [Lang::En, Lang::Ru] {
+        for event in EVENTS {
+            let alert = alert(
+                event,
+                Facts::Job(facts.clone()),
+                Kind::JobLeftover,
+                "job:j-1042",
+            );
+            let rendered = Event::render(&alert, "ci-runner-3", lang);
+            let name = format!("job_leftover_{}_{lang:?}", event.as_str()).to_lowercase();
+            insta::assert_snapshot!(name, read(&rendered));
+            if event == EventKind::Fire {
+                assert!(
+                    rendered.text.contains("kill -TERM -- -320"),
+                    "{lang:?}: {}",
+                    rendered.text
+                );
+            }
+        }
+    }
 }

@@ -6,12 +6,15 @@
 //!
 //! - [`Collector`]: the object-safe trait every collector implements.
 //! - [`proc`]: the `proc` collector, a read-only scan of a /proc tree for matching processes.
+//! - [`jobs`]: the `jobs` collector, the orchestrator's job list (HTTP or SQLite) and the /proc
+//!   facts of its pids.
 //! - [`mask`]: masking of secrets in command lines, applied before anything leaves a collector.
 //! - [`pattern`]: the pattern language of `WATCHDOG_PROC_PATTERNS` and `WATCHDOG_PROC_EXCLUDE`.
 //!
 //! A collector that could not look returns `Err`; `Ok` with nothing in it means it looked and saw
 //! nothing. The two are never confused: an empty result recovers alerts, an error holds them.
 
+pub mod jobs;
 pub mod mask;
 pub mod pattern;
 pub mod proc;
@@ -35,6 +38,7 @@ pub trait Collector: Send + Sync {
 #[derive(Debug, Clone)]
 pub enum Observation {
     Proc(proc::ProcScan),
+    Jobs(jobs::JobsScan),
 }
 
 /// Why a collector could not look. Each variant names the path it concerns.
@@ -55,6 +59,9 @@ pub enum CollectError {
     Io { path: PathBuf, source: io::Error },
     #[error("{path}: malformed: {reason}")]
     Malformed { path: PathBuf, reason: String },
+    /// A source other than a file: the job list (named without its secrets).
+    #[error("{source_name}: {reason}")]
+    Source { source_name: String, reason: String },
 }
 
 impl CollectError {

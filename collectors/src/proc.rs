@@ -51,10 +51,15 @@ impl ProcConfig {
             root,
             patterns,
             exclude,
-            ticks_per_second: procfs::ticks_per_second(),
+            ticks_per_second: ticks_per_second(),
             page_size: procfs::page_size(),
         }
     }
+}
+
+/// This machine's clock ticks per second (`CLK_TCK`), the unit of `starttime`.
+pub fn ticks_per_second() -> u64 {
+    procfs::ticks_per_second()
 }
 
 /// One matching process as read from its `cmdline` and `stat`.
@@ -226,7 +231,7 @@ impl Collector for ProcCollector {
 }
 
 /// The numeric entries of the root, sorted.
-fn list_pids(root: &Path) -> Result<Vec<u32>, CollectError> {
+pub(crate) fn list_pids(root: &Path) -> Result<Vec<u32>, CollectError> {
     let entries = std::fs::read_dir(root).map_err(|e| CollectError::from_io(root.into(), e))?;
     let mut pids = Vec::new();
     for entry in entries {
@@ -246,7 +251,8 @@ fn parse_pid(name: &str) -> Option<u32> {
     name.parse().ok().filter(|&pid| pid > 0)
 }
 
-fn read_uptime(root: &Path) -> Result<f64, CollectError> {
+/// The tree's `uptime`, in seconds.
+pub(crate) fn read_uptime(root: &Path) -> Result<f64, CollectError> {
     let path = root.join("uptime");
     let mut buf = Vec::new();
     read_file(&path, &mut buf).map_err(|e| CollectError::from_io(path.clone(), e))?;
@@ -326,14 +332,14 @@ enum StatRead {
 }
 
 /// Reads per-process files into one reused buffer and path.
-struct Reader<'r> {
+pub(crate) struct Reader<'r> {
     root: &'r Path,
     path: PathBuf,
     buf: Vec<u8>,
 }
 
 impl<'r> Reader<'r> {
-    fn new(root: &'r Path) -> Self {
+    pub(crate) fn new(root: &'r Path) -> Self {
         Self {
             root,
             path: PathBuf::with_capacity(root.as_os_str().len() + 24),
@@ -375,6 +381,28 @@ impl<'r> Reader<'r> {
                 Ok(stat) if stat.pid == pid as i32 => StatRead::Stat(Box::new(stat)),
                 Ok(_) | Err(_) => StatRead::Failed,
             },
+        })
+    }
+
+    /// The `stat` of `pid`; `None` when it is gone or unreadable.
+    ///
+    /// # Errors
+    /// Permission denied.
+    pub(crate) fn stat(&mut self, pid: u32) -> Result<Option<Stat>, CollectError> {
+        Ok(match self.read_stat(pid)? {
+            StatRead::Stat(stat) => Some(*stat),
+            StatRead::Gone | StatRead::Failed => None,
+        })
+    }
+
+    /// `<root>/<pid>/<file>`; `None` when it is gone or unreadable.
+    ///
+    /// # Errors
+    /// Permission denied.
+    pub(crate) fn file(&mut self, pid: u32, file: &str) -> Result<Option<Vec<u8>>, CollectError> {
+        Ok(match self.read(pid, file)? {
+            FileRead::Bytes(bytes) => Some(bytes.to_vec()),
+            FileRead::Gone | FileRead::Failed => None,
         })
     }
 

@@ -218,6 +218,9 @@ impl Feed {
             Facts::Collector(f) => {
                 labels.insert("collector".into(), f.collector.clone());
             }
+            Facts::Job(f) => {
+                labels.insert("job".into(), f.job.clone());
+            }
             Facts::Test(_) => {}
         }
         let mut annotations = BTreeMap::new();

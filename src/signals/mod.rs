@@ -4,6 +4,7 @@
 //! (one submodule per collector). Builders read nothing and keep nothing: the same observations
 //! and thresholds always give the same signals.
 
+pub mod jobs;
 pub mod proc;
 
 use serde::{Deserialize, Serialize};
@@ -14,6 +15,10 @@ use serde::{Deserialize, Serialize};
 pub enum Kind {
     /// A matching process (or process group) has run past the age threshold.
     ProcBlocking,
+    /// A running job whose agent is gone, reused, overdue or silent.
+    AgentHung,
+    /// An ended job whose processes live on.
+    JobLeftover,
     /// The watchdog itself: a collector has failed tick after tick, so it cannot see.
     CollectorFailing,
     /// `watchdog test-alert`: proves a channel works; says nothing about the host.
@@ -24,6 +29,8 @@ impl Kind {
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::ProcBlocking => "proc_blocking",
+            Kind::AgentHung => "agent_hung",
+            Kind::JobLeftover => "job_leftover",
             Kind::CollectorFailing => "collector_failing",
             Kind::Test => "test",
         }
@@ -33,6 +40,7 @@ impl Kind {
     pub fn collector(self) -> Option<&'static str> {
         match self {
             Kind::ProcBlocking => Some("proc"),
+            Kind::AgentHung | Kind::JobLeftover => Some("jobs"),
             Kind::CollectorFailing | Kind::Test => None,
         }
     }
@@ -55,6 +63,7 @@ pub struct Signal {
 pub enum Facts {
     Proc(proc::ProcFacts),
     Collector(CollectorFacts),
+    Job(jobs::JobFacts),
     Test(TestFacts),
 }
 
