@@ -21,7 +21,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::pattern::PatternSet;
-use crate::proc::{list_pids, read_uptime, split_cmdline, Reader};
+use crate::proc::{list_pids, read_uptime, split_cmdline, Reader, StatRead};
 use crate::{CollectError, Collector, Observation};
 
 /// The largest job list read, in bytes.
@@ -149,23 +149,22 @@ impl JobsCollector {
         let uptime_s = read_uptime(root)?;
         let all = self.config.pid_ns.is_some() || self.config.read_all.load(Ordering::Relaxed);
         let mut reader = Reader::new(root);
-        let brief =
-            |reader: &mut Reader<'_>, pid: u32| -> Result<Option<ProcBrief>, CollectError> {
-                Ok(reader.stat(pid)?.map(|stat| {
-                    let tps = self.config.ticks_per_second.max(1) as f64;
-                    let age = (uptime_s - stat.starttime as f64 / tps).max(0.0).floor() as u64;
-                    ProcBrief {
-                        pid: stat.pid as u32,
-                        ppid: stat.ppid.max(0) as u32,
-                        pgid: stat.pgrp.max(0) as u32,
-                        session: stat.session.max(0) as u32,
-                        start_ticks: stat.starttime,
-                        age_s: age,
-                        comm: stat.comm,
-                    }
-                }))
-            };
+        let tps = self.config.ticks_per_second.max(1) as f64;
+        let brief = |stat: procfs::process::Stat| {
+            let age = (uptime_s - stat.starttime as f64 / tps).max(0.0).floor() as u64;
+            ProcBrief {
+                pid: stat.pid as u32,
+                ppid: stat.ppid.max(0) as u32,
+                pgid: stat.pgrp.max(0) as u32,
+                session: stat.session.max(0) as u32,
+                start_ticks: stat.starttime,
+                age_s: age,
+                comm: stat.comm,
+            }
+        };
         let mut processes = BTreeMap::new();
+        // There but unreadable: not gone, so never a reason to call a job's agent dead.
+        let mut unreadable_pids = std::collections::BTreeSet::new();
         let wanted: Vec<u32> = if all {
             pids.clone()
         } else {
@@ -175,8 +174,14 @@ impl JobsCollector {
             job_pids
         };
         for pid in wanted {
-            if let Some(b) = brief(&mut reader, pid)? {
-                processes.insert(pid, b);
+            match reader.read_stat(pid)? {
+                StatRead::Stat(stat) => {
+                    processes.insert(pid, brief(*stat));
+                }
+                StatRead::Failed => {
+                    unreadable_pids.insert(pid);
+                }
+                StatRead::Gone => {}
             }
         }
         let host_pids = match &self.config.pid_ns {
@@ -188,6 +193,19 @@ impl JobsCollector {
                 .collect(),
             Some(init_pattern) => map_namespace(&mut reader, init_pattern, &processes, root)?,
         };
+        let (jobs, unknown): (Vec<Job>, Vec<Job>) = jobs.into_iter().partition(|job| {
+            let host = job
+                .pid
+                .map(|pid| host_pids.get(&pid).copied().unwrap_or(pid));
+            !host.is_some_and(|h| unreadable_pids.contains(&h))
+        });
+        let mut unreadable = unreadable;
+        unreadable.extend(unknown.into_iter().map(|job| {
+            (
+                job.id,
+                "its process is there but its stat cannot be read".to_string(),
+            )
+        }));
         Ok(JobsScan {
             jobs,
             unreadable,

@@ -325,7 +325,7 @@ enum FileRead<'a> {
     Failed,
 }
 
-enum StatRead {
+pub(crate) enum StatRead {
     Stat(Box<Stat>),
     Gone,
     Failed,
@@ -372,7 +372,7 @@ impl<'r> Reader<'r> {
         }
     }
 
-    fn read_stat(&mut self, pid: u32) -> Result<StatRead, CollectError> {
+    pub(crate) fn read_stat(&mut self, pid: u32) -> Result<StatRead, CollectError> {
         Ok(match self.read(pid, "stat")? {
             FileRead::Gone => StatRead::Gone,
             FileRead::Failed => StatRead::Failed,
@@ -381,17 +381,6 @@ impl<'r> Reader<'r> {
                 Ok(stat) if stat.pid == pid as i32 => StatRead::Stat(Box::new(stat)),
                 Ok(_) | Err(_) => StatRead::Failed,
             },
-        })
-    }
-
-    /// The `stat` of `pid`; `None` when it is gone or unreadable.
-    ///
-    /// # Errors
-    /// Permission denied.
-    pub(crate) fn stat(&mut self, pid: u32) -> Result<Option<Stat>, CollectError> {
-        Ok(match self.read_stat(pid)? {
-            StatRead::Stat(stat) => Some(*stat),
-            StatRead::Gone | StatRead::Failed => None,
         })
     }
 

@@ -326,3 +326,27 @@ fn with_a_watch_open_every_process_is_read() {
         .unwrap();
     assert_eq!(scan.uptime_s, 100_000.0, "{body}");
 }
+
+#[test]
+fn a_job_whose_pid_cannot_be_read_is_unreadable_not_gone() {
+    let (url, _auth) = serve(vec![(
+        200,
+        r#"[{"id": "j-1", "pid": 88, "state": "running", "started_at": 1},
+            {"id": "j-2", "pid": 89, "state": "running", "started_at": 1},
+            {"id": "j-3", "pid": 4242, "state": "running", "started_at": 1}]"#,
+        Duration::ZERO,
+    )]);
+    // truncated_stat: pid 88's stat is cut short, 89's is whole, 4242 does not exist.
+    let scan = collector(
+        http(&url, Duration::from_secs(5)),
+        fixture("truncated_stat"),
+        None,
+        false,
+    )
+    .scan()
+    .unwrap();
+    assert_eq!(ids(&scan), ["j-2", "j-3"]);
+    assert_eq!(scan.unreadable.len(), 1);
+    assert_eq!(scan.unreadable[0].0, "j-1");
+    assert!(scan.processes.contains_key(&89) && !scan.processes.contains_key(&4242));
+}
