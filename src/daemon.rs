@@ -81,7 +81,8 @@ impl Clock {
 #[derive(Debug, Clone)]
 pub struct TickReport {
     pub at: Unix,
-    pub collectors: Vec<(&'static str, CollectorTick)>,
+    /// Each collector's outcome: `Err` with the error when it failed.
+    pub collectors: Vec<(&'static str, Result<(), String>)>,
     pub alerts: Vec<Alert>,
     pub decisions: Vec<(Kind, String, Reason)>,
 }
@@ -276,7 +277,17 @@ impl Daemon {
             .collect();
         all.sort_by_key(|o| collect::KNOWN.iter().position(|k| *k == o.name));
         let report = crate::once::Report::from_outcomes(all, &ctx);
-        let mut outcome = engine::decide(&self.state, &collectors, at, &self.rules);
+        // What each collector did, kept for the log and the report; the ticks go to decide().
+        let summary: Vec<(&'static str, Result<(), String>)> = collectors
+            .iter()
+            .map(|(name, tick)| match tick {
+                CollectorTick::Ok { .. } => (*name, Ok(())),
+                CollectorTick::Failed { error } => (*name, Err(error.clone())),
+            })
+            .collect();
+        let all_ok = summary.iter().all(|(_, r)| r.is_ok());
+        let mut outcome =
+            engine::decide(std::mem::take(&mut self.state), collectors, at, &self.rules);
         if let Some(memory) = jobs_memory {
             // Only a jobs collection that worked updates what is remembered of jobs.
             outcome.state.set_jobs(memory);
@@ -284,8 +295,8 @@ impl Daemon {
         for (kind, entity, reason) in &outcome.decisions {
             tracing::debug!(kind = kind.as_str(), entity = %entity, reason = ?reason, "decided");
         }
-        for (name, tick) in &collectors {
-            if let CollectorTick::Failed { error } = tick {
+        for (name, result) in &summary {
+            if let Err(error) = result {
                 let streak = outcome.state.fail_streak(name);
                 tracing::warn!(
                     collector = name,
@@ -316,9 +327,6 @@ impl Daemon {
             let set = am.feed.alerts(&outcome.state, &outcome.alerts, at);
             am.sets.send_replace(Arc::new(set));
         }
-        let all_ok = collectors
-            .iter()
-            .all(|(_, t)| matches!(t, CollectorTick::Ok { .. }));
         if let (Some(heartbeat), true) = (&mut self.heartbeat, all_ok) {
             heartbeat.beat();
         }
@@ -329,7 +337,7 @@ impl Daemon {
         tracing::debug!(at, alerts = events.len(), "tick done");
         TickReport {
             at,
-            collectors,
+            collectors: summary,
             alerts: outcome.alerts,
             decisions: outcome.decisions,
         }

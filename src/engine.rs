@@ -7,7 +7,7 @@
 //! never recovers what it could not see: an entity whose collector failed, or that was seen but
 //! could not be read, is held exactly as it was.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -94,13 +94,17 @@ pub struct EntityState {
     /// Whether its collector could not see it on the last tick (failed, or unreadable).
     #[serde(default)]
     pub held: bool,
+    /// Set while a tick is decided, for the entities its collector saw; never stored.
+    #[serde(skip)]
+    seen: bool,
 }
 
 /// Everything the engine carries from one tick to the next. Persisted as the state file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(from = "StateFile", into = "StateFile")]
 pub struct AlertState {
-    entities: BTreeMap<(Kind, String), EntityState>,
+    /// By kind, then entity id: a lookup borrows the id, with nothing allocated.
+    entities: BTreeMap<Kind, HashMap<String, EntityState>>,
     /// Consecutive failed ticks, per collector name; absent means it last worked.
     fail_streaks: BTreeMap<String, u32>,
     /// What the jobs builders remember between ticks.
@@ -121,11 +125,13 @@ const STATE_VERSION: u32 = 1;
 
 impl From<StateFile> for AlertState {
     fn from(file: StateFile) -> Self {
-        let entities = file
-            .entities
-            .into_iter()
-            .map(|e| ((e.kind, e.entity.clone()), e))
-            .collect();
+        let mut entities: BTreeMap<Kind, HashMap<String, EntityState>> = BTreeMap::new();
+        for e in file.entities {
+            entities
+                .entry(e.kind)
+                .or_default()
+                .insert(e.entity.clone(), e);
+        }
         Self {
             entities,
             fail_streaks: file.fail_streaks,
@@ -138,7 +144,16 @@ impl From<AlertState> for StateFile {
     fn from(state: AlertState) -> Self {
         Self {
             version: STATE_VERSION,
-            entities: state.entities.into_values().collect(),
+            entities: {
+                // Sorted, so the same state always writes the same file.
+                let mut all: Vec<EntityState> = state
+                    .entities
+                    .into_values()
+                    .flat_map(HashMap::into_values)
+                    .collect();
+                all.sort_by(|a, b| (a.kind, &a.entity).cmp(&(b.kind, &b.entity)));
+                all
+            },
             fail_streaks: state.fail_streaks,
             jobs: state.jobs,
         }
@@ -146,12 +161,35 @@ impl From<AlertState> for StateFile {
 }
 
 impl AlertState {
+    /// Every entity, in no particular order.
     pub fn entities(&self) -> impl Iterator<Item = &EntityState> {
-        self.entities.values()
+        self.entities.values().flat_map(HashMap::values)
     }
 
     pub fn get(&self, kind: Kind, entity: &str) -> Option<&EntityState> {
-        self.entities.get(&(kind, entity.to_string()))
+        self.entities.get(&kind)?.get(entity)
+    }
+
+    fn get_mut(&mut self, kind: Kind, entity: &str) -> Option<&mut EntityState> {
+        self.entities.get_mut(&kind)?.get_mut(entity)
+    }
+
+    fn remove(&mut self, kind: Kind, entity: &str) -> Option<EntityState> {
+        let of_kind = self.entities.get_mut(&kind)?;
+        let removed = of_kind.remove(entity);
+        if of_kind.is_empty() {
+            self.entities.remove(&kind);
+        }
+        removed
+    }
+
+    /// The ids of the entities of the kinds `collector` produces.
+    fn ids_of(&self, collector: &str) -> Vec<(Kind, String)> {
+        self.entities
+            .iter()
+            .filter(|(kind, _)| kind.collector() == Some(collector))
+            .flat_map(|(kind, of_kind)| of_kind.keys().map(move |id| (*kind, id.clone())))
+            .collect()
     }
 
     pub fn jobs(&self) -> &JobsMemory {
@@ -176,17 +214,16 @@ impl AlertState {
                 .strip_prefix(COLLECTOR_ENTITY_PREFIX)
                 .is_some_and(|name| enabled.contains(&name)),
         };
-        let dropped: Vec<_> = self
-            .entities
-            .iter()
-            .filter(|((kind, entity), _)| !watched(*kind, entity))
-            .map(|(key, _)| key.clone())
+        let dropped: Vec<(Kind, String)> = self
+            .entities()
+            .filter(|e| !watched(e.kind, &e.entity))
+            .map(|e| (e.kind, e.entity.clone()))
             .collect();
         self.fail_streaks
             .retain(|name, _| enabled.contains(&name.as_str()));
         dropped
             .into_iter()
-            .filter_map(|key| self.entities.remove(&key))
+            .filter_map(|(kind, entity)| self.remove(kind, &entity))
             .collect()
     }
 }
@@ -239,15 +276,17 @@ pub struct Outcome {
 /// The entity id of a collector's own failing alert is this prefix and the collector's name.
 pub const COLLECTOR_ENTITY_PREFIX: &str = "collector:";
 
-/// Decides one tick. `collectors` holds every enabled collector's outcome.
+/// Decides one tick. `collectors` holds every enabled collector's outcome. The previous state and
+/// the outcomes are taken, not borrowed: the next state is made from them in place, each
+/// signal's facts moved into it, with nothing copied.
 pub fn decide(
-    previous: &AlertState,
-    collectors: &[(&str, CollectorTick)],
+    previous: AlertState,
+    collectors: Vec<(&str, CollectorTick)>,
     now: Unix,
     rules: &Rules,
 ) -> Outcome {
     let mut tick = Tick {
-        state: previous.clone(),
+        state: previous,
         alerts: Vec::new(),
         decisions: Vec::new(),
         now,
@@ -260,9 +299,9 @@ pub fn decide(
                 unreadable,
             } => {
                 tick.collector_worked(name);
-                tick.apply_signals(name, signals, unreadable);
+                tick.apply_signals(name, signals, &unreadable);
             }
-            CollectorTick::Failed { error } => tick.collector_failed(name, error),
+            CollectorTick::Failed { error } => tick.collector_failed(name, &error),
         }
     }
     Outcome {
@@ -283,29 +322,15 @@ struct Tick<'r> {
 
 impl Tick<'_> {
     /// One entity active this tick: fire, remind or wait.
-    fn active(&mut self, kind: Kind, entity: &str, facts: &Facts) {
+    fn active(&mut self, kind: Kind, entity: String, facts: Facts) {
         let now = self.now;
         let cooldown = self.rules.cooldown_s(kind);
-        let key = (kind, entity.to_string());
-        let reason = match self.state.entities.get_mut(&key) {
-            // Not alerted yet: this is the news.
-            None => {
-                self.state.entities.insert(
-                    key,
-                    EntityState {
-                        kind,
-                        entity: entity.to_string(),
-                        since: now,
-                        last_notified: now,
-                        facts: facts.clone(),
-                        held: false,
-                    },
-                );
-                Reason::First
-            }
+        let reason = match self.state.get_mut(kind, &entity) {
             Some(known) => {
-                known.facts = facts.clone();
+                known.facts = facts;
                 known.held = false;
+                // Only a collector's own pass marks and clears what it saw.
+                known.seen = kind.collector().is_some();
                 // A person was told; tell again only once the cooldown has passed, so a stuck
                 // process is a reminder every cooldown and not a page every tick.
                 if elapsed(known.last_notified, now) >= cooldown {
@@ -315,23 +340,41 @@ impl Tick<'_> {
                     Reason::WithinCooldown
                 }
             }
+            // Not alerted yet: this is the news.
+            None => {
+                let known = EntityState {
+                    kind,
+                    entity: entity.clone(),
+                    since: now,
+                    last_notified: now,
+                    facts,
+                    held: false,
+                    seen: kind.collector().is_some(),
+                };
+                self.state
+                    .entities
+                    .entry(kind)
+                    .or_default()
+                    .insert(entity.clone(), known);
+                Reason::First
+            }
         };
         let event = match reason {
             Reason::First => Some(EventKind::Fire),
             Reason::Reminder => Some(EventKind::Reminder),
             _ => None,
         };
-        if let (Some(event), Some(known)) = (event, self.state.get(kind, entity)) {
+        if let (Some(event), Some(known)) = (event, self.state.get(kind, &entity)) {
             self.alerts.push(alert(event, known, now));
         }
-        self.decisions.push((kind, entity.to_string(), reason));
+        self.decisions.push((kind, entity, reason));
     }
 
     /// One entity that fired is over: send the recovery and forget it.
-    fn recover(&mut self, kind: Kind, entity: &str, facts: Option<&Facts>, reason: Reason) {
-        if let Some(mut known) = self.state.entities.remove(&(kind, entity.to_string())) {
+    fn recover(&mut self, kind: Kind, entity: &str, facts: Option<Facts>, reason: Reason) {
+        if let Some(mut known) = self.state.remove(kind, entity) {
             if let Some(facts) = facts {
-                known.facts = facts.clone();
+                known.facts = facts;
             }
             self.alerts
                 .push(alert(EventKind::Recovery, &known, self.now));
@@ -340,37 +383,38 @@ impl Tick<'_> {
     }
 
     fn hold(&mut self, kind: Kind, entity: &str, reason: Reason) {
-        if let Some(known) = self.state.entities.get_mut(&(kind, entity.to_string())) {
+        if let Some(known) = self.state.get_mut(kind, entity) {
             known.held = true;
             self.decisions.push((kind, entity.to_string(), reason));
         }
     }
 
-    fn apply_signals(&mut self, collector: &str, signals: &[Signal], unreadable: &[String]) {
-        let mut seen = std::collections::BTreeSet::new();
+    fn apply_signals(&mut self, collector: &str, signals: Vec<Signal>, unreadable: &[String]) {
         for signal in signals {
-            seen.insert((signal.kind, signal.entity.as_str()));
             if signal.active {
-                self.active(signal.kind, &signal.entity, &signal.facts);
+                self.active(signal.kind, signal.entity, signal.facts);
             } else {
                 // Seen, and no longer wrong.
                 self.recover(
                     signal.kind,
                     &signal.entity,
-                    Some(&signal.facts),
+                    Some(signal.facts),
                     Reason::Recovered,
                 );
             }
         }
-        let absent: Vec<(Kind, String)> = self
-            .state
-            .entities
-            .keys()
-            .filter(|(kind, entity)| {
-                kind.collector() == Some(collector) && !seen.contains(&(*kind, entity.as_str()))
-            })
-            .cloned()
-            .collect();
+        // What this collector's successful look did not see, and the marks cleared for the next.
+        let mut absent = Vec::new();
+        for (kind, of_kind) in &mut self.state.entities {
+            if kind.collector() != Some(collector) {
+                continue;
+            }
+            for (id, known) in of_kind.iter_mut() {
+                if !std::mem::take(&mut known.seen) {
+                    absent.push((*kind, id.clone()));
+                }
+            }
+        }
         for (kind, entity) in absent {
             if unreadable.iter().any(|prefix| holds(prefix, &entity)) {
                 // Its process is there but could not be read: unknown is not gone.
@@ -390,14 +434,7 @@ impl Tick<'_> {
     }
 
     fn collector_failed(&mut self, collector: &str, error: &str) {
-        let held: Vec<(Kind, String)> = self
-            .state
-            .entities
-            .keys()
-            .filter(|(kind, _)| kind.collector() == Some(collector))
-            .cloned()
-            .collect();
-        for (kind, entity) in held {
+        for (kind, entity) in self.state.ids_of(collector) {
             // What a collector could not look at is unknown, never recovered.
             self.hold(kind, &entity, Reason::HeldCollectorFailed);
         }
@@ -416,7 +453,7 @@ impl Tick<'_> {
                 failed_ticks: streak,
             });
             let entity = format!("{COLLECTOR_ENTITY_PREFIX}{collector}");
-            self.active(Kind::CollectorFailing, &entity, &facts);
+            self.active(Kind::CollectorFailing, entity, facts);
         }
     }
 }

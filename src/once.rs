@@ -240,7 +240,7 @@ fn first_tick(outcomes: &[Outcome], ctx: &collect::Context<'_>) -> Vec<WouldSend
         .collect();
     let (config, now) = (ctx.config, ctx.now);
     let host = daemon::resolve_host(config);
-    engine::decide(&AlertState::default(), &ticks, now, &daemon::rules(config))
+    engine::decide(AlertState::default(), ticks, now, &daemon::rules(config))
         .alerts
         .iter()
         .map(|alert| {

@@ -62,7 +62,7 @@ fn failed() -> CollectorTick {
 }
 
 fn tick(state: &AlertState, proc: CollectorTick, now: Unix) -> Outcome {
-    decide(state, &[("proc", proc)], now, &rules())
+    decide(state.clone(), vec![("proc", proc)], now, &rules())
 }
 
 fn events(outcome: &Outcome) -> Vec<(EventKind, &str)> {
