@@ -408,9 +408,10 @@ impl Daemon {
             .filter(|r| r.ended_at.is_some())
             .count();
         m.jobs_open_watches.set(watches as i64);
-        let alerts: Vec<serde_json::Value> = self
-            .state
-            .entities()
+        let mut known: Vec<&crate::engine::EntityState> = self.state.entities().collect();
+        known.sort_by(|a, b| (a.kind, &a.entity).cmp(&(b.kind, &b.entity)));
+        let alerts: Vec<serde_json::Value> = known
+            .into_iter()
             .map(|e| {
                 serde_json::json!({
                     "kind": e.kind,

@@ -183,13 +183,16 @@ impl AlertState {
         removed
     }
 
-    /// The ids of the entities of the kinds `collector` produces.
+    /// The ids of the entities of the kinds `collector` produces, sorted.
     fn ids_of(&self, collector: &str) -> Vec<(Kind, String)> {
-        self.entities
+        let mut ids: Vec<(Kind, String)> = self
+            .entities
             .iter()
             .filter(|(kind, _)| kind.collector() == Some(collector))
             .flat_map(|(kind, of_kind)| of_kind.keys().map(move |id| (*kind, id.clone())))
-            .collect()
+            .collect();
+        ids.sort_unstable();
+        ids
     }
 
     pub fn jobs(&self) -> &JobsMemory {
@@ -214,11 +217,12 @@ impl AlertState {
                 .strip_prefix(COLLECTOR_ENTITY_PREFIX)
                 .is_some_and(|name| enabled.contains(&name)),
         };
-        let dropped: Vec<(Kind, String)> = self
+        let mut dropped: Vec<(Kind, String)> = self
             .entities()
             .filter(|e| !watched(e.kind, &e.entity))
             .map(|e| (e.kind, e.entity.clone()))
             .collect();
+        dropped.sort_unstable();
         self.fail_streaks
             .retain(|name, _| enabled.contains(&name.as_str()));
         dropped
@@ -415,6 +419,8 @@ impl Tick<'_> {
                 }
             }
         }
+        // In a stable order, so the events of one tick always come out the same way.
+        absent.sort_unstable();
         for (kind, entity) in absent {
             if unreadable.iter().any(|prefix| holds(prefix, &entity)) {
                 // Its process is there but could not be read: unknown is not gone.

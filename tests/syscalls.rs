@@ -2,8 +2,11 @@
 //! installs it): nothing under the proc root when the collector is off, and only the files the
 //! scan needs when it is on. Never `environ`.
 
+mod common;
+
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 /// The paths `watchdog once` opened, from `strace -f -e trace=open,openat,openat2`.
 fn opened_paths(vars: &[(&str, &str)]) -> Vec<String> {
@@ -106,12 +109,91 @@ fn a_live_scan_never_opens_environ_or_status() {
 /// What a scan may open under its root: the root itself, `uptime`, and a pid's dir, `cmdline`
 /// and `stat`.
 fn allowed_under_root(path: &str) -> bool {
+    allowed(path, &["cmdline", "stat"])
+}
+
+fn allowed(path: &str, files: &[&str]) -> bool {
     match path.split_once('/') {
         None => path.is_empty() || path == "uptime" || path.bytes().all(|b| b.is_ascii_digit()),
-        Some((pid, file)) => {
-            pid.bytes().all(|b| b.is_ascii_digit()) && (file == "cmdline" || file == "stat")
-        }
+        Some((pid, file)) => pid.bytes().all(|b| b.is_ascii_digit()) && files.contains(&file),
     }
+}
+
+#[test]
+fn a_whole_tick_of_run_with_both_collectors_opens_only_what_it_needs() {
+    let root = fixture("jobs_pid_namespace");
+    let jobs = common::Server::start(|_, _| {
+        (
+            200,
+            vec![],
+            r#"[{"id": "j-1", "pid": 42, "state": "running", "started_at": 1}]"#.into(),
+        )
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("trace");
+    let mut strace = Command::new("strace")
+        .args(["-f", "-qq", "-e", "trace=open,openat,openat2", "-o"])
+        .arg(&trace)
+        .arg(env!("CARGO_BIN_EXE_watchdog"))
+        .arg("run")
+        .env_clear()
+        .env("WATCHDOG_PROC_ENABLED", "true")
+        .env("WATCHDOG_PROC_ROOT", &root)
+        .env("WATCHDOG_JOBS_ENABLED", "true")
+        .env("WATCHDOG_JOBS_URL", format!("{}/jobs", jobs.base))
+        .env("WATCHDOG_JOBS_PID_NS", "re:^/sbin/tini")
+        .env("WATCHDOG_INTERVAL_S", "1")
+        .env("WATCHDOG_STATE_DIR", dir.path().join("state"))
+        .env("WATCHDOG_LISTEN", "off")
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .expect("strace is installed (apt-get install strace; .ci/run does)");
+    // Two ticks: each asks for the job list once.
+    jobs.next();
+    jobs.next();
+    let group = strace.id();
+    let _ = Command::new("kill")
+        .args(["-TERM", "--", &format!("-{group}")])
+        .status();
+    let _ = strace.wait();
+
+    let text = std::fs::read_to_string(&trace).unwrap();
+    let opened: Vec<&str> = text
+        .lines()
+        .filter_map(|line| {
+            let start = line.find('"')? + 1;
+            Some(&line[start..start + line[start..].find('"')?])
+        })
+        .collect();
+    assert!(
+        opened.iter().all(|p| !p.contains("environ")),
+        "environ was opened"
+    );
+    let prefix = format!("{}/", root.display());
+    let under_root: Vec<&str> = opened
+        .iter()
+        .filter_map(|p| p.strip_prefix(prefix.as_str()))
+        .collect();
+    assert!(
+        under_root.contains(&"320/status"),
+        "the namespace mapping read NSpid: {under_root:?}"
+    );
+    assert!(under_root.contains(&"310/cmdline"), "{under_root:?}");
+    for path in &under_root {
+        assert!(
+            allowed(path, &["cmdline", "stat", "status"]),
+            "opened {path}"
+        );
+    }
+    let elsewhere: Vec<&&str> = opened
+        .iter()
+        .filter(|p| p.starts_with("/proc/") && !is_runtime_self(p))
+        .collect();
+    assert!(
+        elsewhere.is_empty(),
+        "the host's /proc beyond the runtime's own: {elsewhere:?}"
+    );
 }
 
 /// Opens the Rust runtime makes of its own process at start (stack guard, allocator).

@@ -56,7 +56,8 @@ pub fn mask_cmdline<S: AsRef<str>>(argv: &[S]) -> String {
         let arg = arg.as_ref();
         if mask_next {
             out.push_str(MASK);
-            mask_next = false;
+            // A value that is itself a secret flag (`--password --token x`) passes the mask on.
+            mask_next = is_secret_flag(arg);
             continue;
         }
         mask_next = mask_argument(arg, &mut out);
@@ -74,7 +75,7 @@ fn mask_argument(arg: &str, out: &mut String) -> bool {
         if !word.is_empty() {
             mask_next = if mask_next && !is_scheme(word) {
                 out.push_str(MASK);
-                false
+                is_secret_flag(word)
             } else if mask_next {
                 // `Authorization: Bearer x`: the secret is the word after the scheme.
                 out.push_str(word);
@@ -149,7 +150,8 @@ fn mask_inline_pairs(word: &str) -> String {
         }
         // The value runs to the closing quote of a string, or to the next `,` or `}`.
         let (value_len, quoted) = match after.strip_prefix('"') {
-            Some(inner) => (inner.find('"').map_or(inner.len(), |end| end + 2), true),
+            // Unterminated: the value is the rest of the word.
+            Some(inner) => (inner.find('"').map_or(after.len(), |end| end + 2), true),
             None => (after.find([',', '}']).unwrap_or(after.len()), false),
         };
         out.push_str(if quoted { "\"***\"" } else { MASK });
@@ -157,6 +159,12 @@ fn mask_inline_pairs(word: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// `--token`, `-auth`: a flag whose value is secret, written without `=`.
+fn is_secret_flag(word: &str) -> bool {
+    let name = word.trim_start_matches('-');
+    name.len() < word.len() && !name.is_empty() && !word.contains('=') && looks_secret(name)
 }
 
 fn looks_secret(name: &str) -> bool {
@@ -330,6 +338,31 @@ mod tests {
         for (argv, want) in cases {
             assert_eq!(masked(argv), *want, "argv {argv:?}");
         }
+    }
+
+    #[test]
+    fn a_secret_flag_given_as_the_value_of_another_passes_the_mask_on() {
+        // Found by fuzzing: the value of `-auth` was `--token`, and the token leaked.
+        assert_eq!(masked(&["-auth", "--token", "s3cr3t"]), "-auth *** ***");
+        assert_eq!(
+            masked(&["x", "--password --api-key k1 --verbose"]),
+            "x --password *** *** --verbose"
+        );
+        assert_eq!(
+            masked(&["curl", "-H", "Authorization:", "--token", "t"]),
+            "curl -H Authorization: *** ***"
+        );
+    }
+
+    #[test]
+    fn an_unterminated_quoted_secret_is_masked_to_the_end_of_the_word() {
+        // Found by fuzzing: a value without its closing quote, ending in a multi-byte character,
+        // was cut inside that character.
+        assert_eq!(masked(&[r#"{"key":"é"#]), r#"{"key":"***""#);
+        assert_eq!(
+            masked(&[r#"{"token":"abc"#, "next"]),
+            r#"{"token":"***" next"#
+        );
     }
 
     #[test]

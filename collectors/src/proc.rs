@@ -298,22 +298,20 @@ pub fn split_cmdline(raw: &[u8]) -> Vec<String> {
 /// # Errors
 /// A reason, when the line is truncated or malformed.
 pub fn parse_stat(raw: &[u8]) -> Result<Stat, String> {
-    let open = raw
-        .iter()
-        .position(|&b| b == b'(')
-        .ok_or("no '(' before comm")?;
+    // Checked on the text exactly as procfs sees it: decoded lossily, then trimmed.
+    let text = String::from_utf8_lossy(raw);
+    let line = text.trim();
+    let bytes = line.as_bytes();
+    let open = line.find('(').ok_or("no '(' before comm")?;
     // comm may itself hold ") (", so its end is the last ')'.
-    let close = raw
-        .iter()
-        .rposition(|&b| b == b')')
-        .ok_or("no ')' after comm")?;
-    if open < 2 || raw[open - 1] != b' ' || !raw[..open - 1].iter().all(u8::is_ascii_digit) {
+    let close = line.rfind(')').ok_or("no ')' after comm")?;
+    if open < 2 || bytes[open - 1] != b' ' || !bytes[..open - 1].iter().all(u8::is_ascii_digit) {
         return Err("does not start with '<pid> ('".into());
     }
-    if close < open || raw.get(close + 1) != Some(&b' ') || raw.len() < close + 3 {
+    if close < open || bytes.get(close + 1) != Some(&b' ') || bytes.len() < close + 3 {
         return Err("nothing after comm".into());
     }
-    Stat::from_read(raw).map_err(|e| e.to_string())
+    Stat::from_read(line.as_bytes()).map_err(|e| e.to_string())
 }
 
 /// What reading one file of a process gave.
@@ -479,6 +477,10 @@ mod tests {
             b"42 (pytest",
             b"\xff\xfe (pytest) S 1",
             "4é (x) S 1".as_bytes(),
+            // Found by fuzzing: procfs trims first, and slicing after ") " then overran.
+            b"1 ()  ",
+            b"1 (x) \n",
+            b"1 (x)\t \t",
         ];
         for case in cases {
             assert!(
