@@ -259,6 +259,7 @@ fn decide_10k() -> Duration {
             CollectorTick::Ok {
                 signals: signals.clone(),
                 unreadable: Vec::new(),
+                forget: Vec::new(),
             },
         )]
     };

@@ -119,6 +119,8 @@ pub struct Context<'a> {
 pub struct Derived {
     pub signals: Vec<Signal>,
     pub held: Vec<String>,
+    /// Entities to drop without a recovery.
+    pub forget: Vec<String>,
     /// Set for a jobs observation.
     pub jobs_memory: Option<JobsMemory>,
 }
@@ -135,6 +137,7 @@ pub fn derive(observation: &Observation, ctx: &Context<'_>) -> Derived {
                     group_by: config.proc_group_by,
                 },
             ),
+            forget: Vec::new(),
             held: scan
                 .unreadable
                 .iter()
@@ -147,6 +150,7 @@ pub fn derive(observation: &Observation, ctx: &Context<'_>) -> Derived {
             Derived {
                 signals: built.signals,
                 held: built.held,
+                forget: built.forget,
                 jobs_memory: Some(built.memory),
             }
         }
@@ -178,6 +182,7 @@ pub fn tick_of(
                 CollectorTick::Ok {
                     signals: derived.signals,
                     unreadable: derived.held,
+                    forget: derived.forget,
                 },
                 derived.jobs_memory,
             )

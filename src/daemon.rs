@@ -293,7 +293,11 @@ impl Daemon {
             outcome.state.set_jobs(memory);
         }
         for (kind, entity, reason) in &outcome.decisions {
-            tracing::debug!(kind = kind.as_str(), entity = %entity, reason = ?reason, "decided");
+            if *reason == engine::Reason::Forgotten {
+                tracing::info!(kind = kind.as_str(), entity = %entity, "no longer watched: forgotten without a recovery");
+            } else {
+                tracing::debug!(kind = kind.as_str(), entity = %entity, reason = ?reason, "decided");
+            }
         }
         for (name, result) in &summary {
             if let Err(error) = result {

@@ -80,6 +80,8 @@ pub enum Reason {
     HeldCollectorFailed,
     /// Seen but unreadable this tick: hold.
     HeldUnreadable,
+    /// No longer watched (a leftover watch that reached its keep): dropped, no recovery.
+    Forgotten,
 }
 
 /// What the engine remembers of one entity that fired.
@@ -235,11 +237,13 @@ impl AlertState {
 /// What one collector did this tick, as the engine needs it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CollectorTick {
-    /// It looked: these are its signals, and the entities it saw but could not read, given as
-    /// id prefixes (`proc:7` holds `proc:7:<any start>`).
+    /// It looked: these are its signals, the entities it saw but could not read, given as id
+    /// prefixes (`proc:7` holds `proc:7:<any start>`), and the entities it stopped watching
+    /// (`forget`: dropped without a recovery, since nothing says they are over).
     Ok {
         signals: Vec<Signal>,
         unreadable: Vec<String>,
+        forget: Vec<String>,
     },
     /// It could not look.
     Failed { error: String },
@@ -301,8 +305,10 @@ pub fn decide(
             CollectorTick::Ok {
                 signals,
                 unreadable,
+                forget,
             } => {
                 tick.collector_worked(name);
+                tick.forget(&forget);
                 tick.apply_signals(name, signals, &unreadable);
             }
             CollectorTick::Failed { error } => tick.collector_failed(name, &error),
@@ -383,6 +389,18 @@ impl Tick<'_> {
             self.alerts
                 .push(alert(EventKind::Recovery, &known, self.now));
             self.decisions.push((kind, entity.to_string(), reason));
+        }
+    }
+
+    /// Entities no longer watched: dropped as they are, without a recovery.
+    fn forget(&mut self, entities: &[String]) {
+        for entity in entities {
+            for kind in self.state.entities.keys().copied().collect::<Vec<_>>() {
+                if self.state.remove(kind, entity).is_some() {
+                    self.decisions
+                        .push((kind, entity.clone(), Reason::Forgotten));
+                }
+            }
         }
     }
 

@@ -52,6 +52,7 @@ fn ok(signals: Vec<Signal>) -> CollectorTick {
     CollectorTick::Ok {
         signals,
         unreadable: Vec::new(),
+        forget: Vec::new(),
     }
 }
 
@@ -219,6 +220,7 @@ fn an_unreadable_entity_is_held_not_recovered() {
     let unreadable = CollectorTick::Ok {
         signals: vec![],
         unreadable: vec!["proc:7".into()],
+        forget: Vec::new(),
     };
     let outcome = tick(&fired(), unreadable, T0 + 30);
     assert!(outcome.alerts.is_empty(), "{:?}", outcome.alerts);
@@ -243,6 +245,7 @@ fn an_unreadable_pid_holds_only_its_own_entities() {
     let unreadable = CollectorTick::Ok {
         signals: vec![],
         unreadable: vec!["proc:7".into()],
+        forget: Vec::new(),
     };
     let outcome = tick(&state, unreadable, T0 + 30);
     assert_eq!(events(&outcome), [(EventKind::Recovery, "proc:70:1")]);
@@ -360,4 +363,17 @@ fn the_state_round_trips_through_json() {
     let back: AlertState = serde_json::from_str(&json).unwrap();
     assert_eq!(back, state);
     assert!(json.contains("\"version\":1"), "{json}");
+}
+
+#[test]
+fn a_forgotten_entity_is_dropped_without_a_recovery() {
+    let forget = CollectorTick::Ok {
+        signals: vec![],
+        unreadable: vec![],
+        forget: vec!["proc:7:1".into()],
+    };
+    let outcome = tick(&fired(), forget, T0 + 30);
+    assert!(outcome.alerts.is_empty(), "{:?}", outcome.alerts);
+    assert_eq!(reasons(&outcome), [Reason::Forgotten]);
+    assert_eq!(outcome.state.entities().count(), 0);
 }

@@ -112,6 +112,9 @@ pub struct Built {
     /// Entities the engine must hold: unreadable jobs, and leftover watches this scan could not
     /// judge (it did not read every process).
     pub held: Vec<String>,
+    /// Leftover watches that reached `WATCHDOG_JOBS_LEFTOVER_KEEP_H`: no longer watched, which
+    /// is not the same as over, so the engine drops them without a recovery.
+    pub forget: Vec<String>,
 }
 
 fn entity(id: &str) -> String {
@@ -154,6 +157,7 @@ pub fn build(scan: &JobsScan, memory: &JobsMemory, now: Unix, rules: &JobsRules)
         }
     }
     let mut forget = Vec::new();
+    let mut expired = Vec::new();
     for (id, known) in &next.jobs {
         let Some(ended_at) = known.ended_at else {
             continue;
@@ -166,6 +170,7 @@ pub fn build(scan: &JobsScan, memory: &JobsMemory, now: Unix, rules: &JobsRules)
         let ended_s = secs(now - ended_at);
         if ended_s > rules.leftover_keep_s {
             forget.push(id.clone());
+            expired.push(entity(id));
             continue;
         }
         if !scan.all_processes {
@@ -212,6 +217,7 @@ pub fn build(scan: &JobsScan, memory: &JobsMemory, now: Unix, rules: &JobsRules)
         signals,
         memory: next,
         held,
+        forget: expired,
     }
 }
 
@@ -566,6 +572,12 @@ mod tests {
         assert!(
             expired.memory.jobs.is_empty(),
             "no longer watched after the keep"
+        );
+        assert!(expired.signals.is_empty());
+        assert_eq!(
+            expired.forget,
+            ["job:7"],
+            "dropped without a recovery: it is not over"
         );
     }
 
