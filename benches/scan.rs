@@ -17,8 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use watchdog::engine::{decide, AlertState, CollectorTick, Rules};
-use watchdog::signals::proc::ProcFacts;
-use watchdog::signals::{Facts, Kind, Signal};
+use watchdog::model::{Facts, Kind, ProcFacts, Signal, Stop};
 use watchdog_collectors::pattern::PatternSet;
 use watchdog_collectors::proc::{ProcCollector, ProcConfig};
 
@@ -237,6 +236,7 @@ fn decide_10k() -> Duration {
                 age_s: 7200,
                 cmdline: "python3 -m pytest tests/".into(),
                 orphaned: true,
+                adopted: true,
                 parent: Some("tini".into()),
                 group_leader_alive: true,
                 cpu_pct: 0.1,
@@ -244,6 +244,7 @@ fn decide_10k() -> Duration {
                 members: None,
                 group_cpu_pct: None,
                 group_rss_bytes: None,
+                stop: Stop::Group(pid),
             }),
         })
         .collect();
@@ -260,6 +261,7 @@ fn decide_10k() -> Duration {
                 signals: signals.clone(),
                 unreadable: Vec::new(),
                 forget: Vec::new(),
+                memory: None,
             },
         )]
     };

@@ -1,100 +1,90 @@
-//! Which collectors run, and one pass over them.
+//! Which collectors run, and what their observations mean.
 //!
-//! Owns the one place where collectors are built, by name, from the config: a collector that is
-//! switched off is never constructed, so it opens nothing. Also owns turning each collector's
-//! outcome into what the engine needs: signals, entities to hold, and (for jobs) what to
-//! remember. It runs collectors in the calling thread; the daemon's tick loop moves them off
-//! the async threads.
+//! Owns the one place where collectors are built, by name, from their settings: a collector
+//! that is switched off is never constructed, so it opens nothing. Also owns turning one
+//! observation into what the engine and the report need, once per tick: signals, entities to
+//! hold or forget, and (for jobs) what to remember. It runs nothing on its own; the runner and
+//! `once` call the collectors.
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::Duration;
 
 use watchdog_collectors::jobs::{JobsCollector, JobsConfig, Source};
 use watchdog_collectors::proc::{ProcCollector, ProcConfig};
 use watchdog_collectors::{Collector, Observation};
 
-use crate::config::{Config, ConfigError};
-use crate::engine::{CollectorTick, Unix};
-use crate::signals::jobs::{JobsMemory, JobsRules};
-use crate::signals::{self, proc::ProcRules, Signal};
+use crate::config::{JobsSourceSettings, Settings};
+use crate::engine::CollectorTick;
+use crate::model::{CollectFailure, JobsMemory, Signal, Unix};
+use crate::signals;
 
 /// Every collector watchdog knows, in the fixed order of reports.
 pub const KNOWN: &[&str] = &["proc", "jobs"];
 
 /// The enabled collectors, and the jobs collector's switch for reading every process.
 pub struct Built {
-    pub collectors: Vec<Box<dyn Collector>>,
+    pub collectors: Vec<Arc<dyn Collector>>,
     /// Set while a leftover watch is open; `None` without the jobs collector.
     pub jobs_read_all: Option<Arc<AtomicBool>>,
 }
 
-/// Builds the enabled collectors.
-///
-/// # Errors
-/// A setting of an enabled collector that does not validate.
-pub fn build(config: &Config) -> Result<Built, ConfigError> {
+/// Builds the enabled collectors, in the order of [`KNOWN`].
+pub fn build(settings: &Settings) -> Built {
     let mut built = Built {
         collectors: Vec::new(),
         jobs_read_all: None,
     };
-    for &name in KNOWN {
-        match name {
-            "proc" if config.proc_enabled => {
-                let (patterns, exclude) = config.proc_pattern_sets()?;
-                built
-                    .collectors
-                    .push(Box::new(ProcCollector::new(ProcConfig::with_system_units(
-                        config.proc_root.clone(),
-                        patterns,
-                        exclude,
-                    ))));
-            }
-            "jobs" if config.jobs_enabled => {
-                let source = if config.jobs_sqlite.is_empty() {
-                    Source::Http {
-                        url: config.jobs_url.clone(),
-                        token: (!config.jobs_token.is_empty()).then(|| config.jobs_token.clone()),
-                        timeout: Duration::from_secs(config.collect_timeout_s),
-                        ca_pem: (!config.ca_file.is_empty())
-                            .then(|| std::fs::read(&config.ca_file).ok())
-                            .flatten(),
-                    }
-                } else {
-                    Source::Sqlite {
-                        path: config.jobs_sqlite.clone().into(),
-                        query: config.jobs_query.clone(),
-                    }
-                };
-                let read_all = Arc::new(AtomicBool::new(false));
-                built
-                    .collectors
-                    .push(Box::new(JobsCollector::new(JobsConfig {
-                        source,
-                        root: config.proc_root.clone(),
-                        pid_ns: config.jobs_pid_ns_patterns()?,
-                        ticks_per_second: watchdog_collectors::proc::ticks_per_second(),
-                        read_all: Arc::clone(&read_all),
-                    })));
-                built.jobs_read_all = Some(read_all);
-            }
-            _ => {}
-        }
+    if let Some(proc) = &settings.proc {
+        built
+            .collectors
+            .push(Arc::new(ProcCollector::new(ProcConfig::with_system_units(
+                proc.root.clone(),
+                proc.patterns.clone(),
+                proc.exclude.clone(),
+            ))));
     }
-    Ok(built)
+    if let Some(jobs) = &settings.jobs {
+        let source = match &jobs.source {
+            JobsSourceSettings::Http { url, token } => Source::Http {
+                url: url.to_string(),
+                token: token.clone(),
+                timeout: jobs.timeout,
+                ca_pem: settings
+                    .delivery
+                    .ca_file
+                    .as_ref()
+                    .and_then(|path| std::fs::read(path).ok()),
+            },
+            JobsSourceSettings::Sqlite { path, query } => Source::Sqlite {
+                path: path.clone(),
+                query: query.clone(),
+            },
+        };
+        let read_all = Arc::new(AtomicBool::new(false));
+        built
+            .collectors
+            .push(Arc::new(JobsCollector::new(JobsConfig {
+                source,
+                root: jobs.root.clone(),
+                pid_ns: jobs.pid_ns.clone(),
+                ticks_per_second: watchdog_collectors::proc::ticks_per_second(),
+                read_all: Arc::clone(&read_all),
+            })));
+        built.jobs_read_all = Some(read_all);
+    }
+    built
 }
 
 /// What one collector did this tick.
 #[derive(Debug, Clone)]
 pub struct Outcome {
     pub name: &'static str,
-    /// `None` when the collector is switched off; the error as a line when it could not look
-    /// (its own error, or the daemon's time limit).
-    pub result: Option<Result<Observation, String>>,
+    /// `None` when the collector is switched off.
+    pub result: Option<Result<Observation, CollectFailure>>,
 }
 
-/// Runs every enabled collector once, in order, and reports every known one.
-pub fn collect_all(collectors: &[Box<dyn Collector>]) -> Vec<Outcome> {
+/// Runs every enabled collector once, in order, in this thread, and reports every known one.
+pub fn collect_all(collectors: &[Arc<dyn Collector>]) -> Vec<Outcome> {
     KNOWN
         .iter()
         .map(|&name| Outcome {
@@ -102,97 +92,69 @@ pub fn collect_all(collectors: &[Box<dyn Collector>]) -> Vec<Outcome> {
             result: collectors
                 .iter()
                 .find(|c| c.name() == name)
-                .map(|c| c.collect().map_err(|e| e.to_string())),
+                .map(|c| c.collect().map_err(CollectFailure::from)),
         })
         .collect()
 }
 
-/// What turning observations into signals needs beyond the observation.
-pub struct Context<'a> {
-    pub config: &'a Config,
-    /// What the jobs builders remembered on the last tick.
-    pub jobs_memory: &'a JobsMemory,
-    pub now: Unix,
-}
-
-/// The signals of one observation, the entities to hold, and the jobs memory to keep.
+/// What one observation means: its signals, the entities to hold and to forget, and the jobs
+/// memory to keep.
+#[derive(Debug, Clone, Default)]
 pub struct Derived {
     pub signals: Vec<Signal>,
     pub held: Vec<String>,
     /// Entities to drop without a recovery.
     pub forget: Vec<String>,
     /// Set for a jobs observation.
-    pub jobs_memory: Option<JobsMemory>,
+    pub memory: Option<JobsMemory>,
 }
 
-/// Derives signals from one successful observation.
-pub fn derive(observation: &Observation, ctx: &Context<'_>) -> Derived {
-    let config = ctx.config;
+impl Derived {
+    /// What the engine needs of it.
+    pub fn into_tick(self) -> CollectorTick {
+        CollectorTick::Ok {
+            signals: self.signals,
+            unreadable: self.held,
+            forget: self.forget,
+            memory: self.memory,
+        }
+    }
+}
+
+/// Derives signals from one successful observation, with the builders' settings and memory.
+pub fn derive(
+    observation: &Observation,
+    settings: &Settings,
+    memory: &JobsMemory,
+    now: Unix,
+) -> Derived {
     match observation {
         Observation::Proc(scan) => Derived {
-            signals: signals::proc::build(
-                scan,
-                &ProcRules {
-                    age_threshold_s: config.proc_age_threshold_s(),
-                    group_by: config.proc_group_by,
-                },
-            ),
-            forget: Vec::new(),
+            signals: settings
+                .proc
+                .as_ref()
+                .map(|proc| signals::proc::build(scan, &proc.rules))
+                .unwrap_or_default(),
             held: scan
                 .unreadable
                 .iter()
                 .map(|pid| format!("proc:{pid}"))
                 .collect(),
-            jobs_memory: None,
+            forget: Vec::new(),
+            memory: None,
         },
         Observation::Jobs(scan) => {
-            let built = signals::jobs::build(scan, ctx.jobs_memory, ctx.now, &jobs_rules(config));
+            let Some(jobs) = &settings.jobs else {
+                return Derived::default();
+            };
+            let built = signals::jobs::build(scan, memory, now, &jobs.rules);
             Derived {
                 signals: built.signals,
                 held: built.held,
                 forget: built.forget,
-                jobs_memory: Some(built.memory),
+                memory: Some(built.memory),
             }
         }
-    }
-}
-
-/// The jobs builders' thresholds from the config.
-pub fn jobs_rules(config: &Config) -> JobsRules {
-    let on = |seconds: u64| (seconds > 0).then_some(seconds);
-    JobsRules {
-        running_states: config.jobs_running_state_list(),
-        pid_slack_s: config.jobs_pid_slack_s,
-        max_running_s: on(config.jobs_max_running_min.saturating_mul(60)),
-        heartbeat_s: on(config.jobs_heartbeat_s),
-        leftover_grace_s: config.jobs_leftover_grace_s,
-        leftover_keep_s: config.jobs_leftover_keep_h.saturating_mul(3600),
-    }
-}
-
-/// What the engine needs of one collector's result, and the jobs memory it leads to.
-pub fn tick_of(
-    result: &Result<Observation, String>,
-    ctx: &Context<'_>,
-) -> (CollectorTick, Option<JobsMemory>) {
-    match result {
-        Ok(observation) => {
-            let derived = derive(observation, ctx);
-            (
-                CollectorTick::Ok {
-                    signals: derived.signals,
-                    unreadable: derived.held,
-                    forget: derived.forget,
-                },
-                derived.jobs_memory,
-            )
-        }
-        Err(error) => (
-            CollectorTick::Failed {
-                error: error.clone(),
-            },
-            None,
-        ),
     }
 }
 

@@ -18,7 +18,37 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::time::Instant;
 
+use serde::Serialize;
+
 use crate::metrics::Metrics;
+use crate::model::{Facts, Kind, Signal};
+use crate::report::CollectorReport;
+
+/// What `/status` serves: the last tick, as the runner published it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Status {
+    pub host: String,
+    /// RFC 3339: when the tick was decided.
+    pub at: String,
+    pub collectors: Vec<CollectorReport>,
+    /// Every signal of the tick, as `once --json` shows them.
+    pub signals: Vec<Signal>,
+    /// Every entity the engine holds: active or held.
+    pub alerts: Vec<AlertStatus>,
+}
+
+/// One entity the engine holds.
+#[derive(Debug, Clone, Serialize)]
+pub struct AlertStatus {
+    pub kind: Kind,
+    pub entity: String,
+    /// RFC 3339.
+    pub since: String,
+    /// RFC 3339.
+    pub last_notified: String,
+    pub held: bool,
+    pub facts: Facts,
+}
 
 /// Ticks that may pass without one finishing before the loop counts as stalled.
 pub const STALL_INTERVALS: u32 = 3;
@@ -36,7 +66,7 @@ struct Published {
     last_tick: Option<Instant>,
     /// Per enabled collector: consecutive failed ticks and the last error.
     collectors: Vec<(String, u32, Option<String>)>,
-    status: serde_json::Value,
+    status: Arc<Status>,
 }
 
 impl View {
@@ -49,7 +79,7 @@ impl View {
                 started: Instant::now(),
                 last_tick: None,
                 collectors: Vec::new(),
-                status: serde_json::json!({}),
+                status: Arc::new(Status::default()),
             }),
         }
     }
@@ -62,21 +92,17 @@ impl View {
     }
 
     /// Publishes a finished tick.
-    pub fn tick_done(
-        &self,
-        collectors: Vec<(String, u32, Option<String>)>,
-        status: serde_json::Value,
-    ) {
+    pub fn tick_done(&self, collectors: Vec<(String, u32, Option<String>)>, status: Status) {
         let mut inner = self.lock();
         inner.last_tick = Some(Instant::now());
         inner.collectors = collectors;
-        inner.status = status;
+        inner.status = Arc::new(status);
     }
 
     /// `Ok` while ticks finish on schedule; the reason otherwise.
     pub fn live(&self) -> Result<(), String> {
         let inner = self.lock();
-        let limit = self.interval * STALL_INTERVALS;
+        let limit = self.interval.saturating_mul(STALL_INTERVALS);
         let (since, what) = match inner.last_tick {
             Some(at) => (at, "the last tick finished"),
             None => (inner.started, "no tick has finished since start"),
@@ -113,8 +139,9 @@ impl View {
         }
     }
 
-    pub fn status(&self) -> serde_json::Value {
-        self.lock().status.clone()
+    /// The last published status; shared, so a request never copies it under the lock.
+    pub fn status(&self) -> Arc<Status> {
+        Arc::clone(&self.lock().status)
     }
 }
 
@@ -150,7 +177,7 @@ fn answer(view: &View, request: &Request<Incoming>) -> Response<Full<Bytes>> {
         "/healthz" => probe(view.live(), "ok"),
         "/readyz" => probe(view.ready(), "ready"),
         "/status" => {
-            let body = serde_json::to_string_pretty(&view.status()).unwrap_or_default();
+            let body = serde_json::to_string_pretty(&*view.status()).unwrap_or_default();
             let mut response = text(StatusCode::OK, body + "\n");
             response.headers_mut().insert(
                 hyper::header::CONTENT_TYPE,
@@ -188,8 +215,8 @@ pub async fn serve(listener: TcpListener, view: Arc<View>) {
 
 /// `watchdog healthcheck [--ready]`: asks the running daemon's `/healthz` (or `/readyz`) and
 /// returns 0 on 200, 1 otherwise, printing why. For images without curl.
-pub async fn healthcheck(config: &crate::config::Config, ready: bool) -> u8 {
-    let Some(mut addr) = config.listen_addr() else {
+pub async fn healthcheck(listen: Option<SocketAddr>, ready: bool) -> u8 {
+    let Some(mut addr) = listen else {
         eprintln!("watchdog: WATCHDOG_LISTEN=off: there is no endpoint to ask");
         return 1;
     };
@@ -253,7 +280,7 @@ mod tests {
             "{reason}"
         );
 
-        view.tick_done(vec![("proc".into(), 0, None)], serde_json::json!({}));
+        view.tick_done(vec![("proc".into(), 0, None)], Status::default());
         tokio::time::advance(Duration::from_secs(90)).await;
         assert_eq!(view.live(), Ok(()), "90 s after the last tick: on schedule");
         tokio::time::advance(Duration::from_secs(1)).await;
@@ -270,12 +297,12 @@ mod tests {
         let view = View::new(Duration::from_secs(30), 3);
         view.tick_done(
             vec![("proc".into(), 2, Some("boom".into()))],
-            serde_json::json!({}),
+            Status::default(),
         );
         assert_eq!(view.ready(), Ok(()), "2 failures, the count is 3");
         view.tick_done(
             vec![("proc".into(), 3, Some("boom".into()))],
-            serde_json::json!({}),
+            Status::default(),
         );
         assert_eq!(
             view.ready(),

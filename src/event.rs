@@ -7,9 +7,8 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::engine::{Alert, EventKind, Unix};
-use crate::signals::{Facts, Kind};
-use crate::text::{self, Lang};
+use crate::model::{rfc3339, Alert, EventKind, Facts, Kind, Lang};
+use crate::text;
 
 /// The value of `schema` in every event.
 pub const SCHEMA: &str = "watchdog.alert.v1";
@@ -82,15 +81,4 @@ fn event_id(host: &str, alert: &Alert) -> String {
     let digest = hash.finalize();
     let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
     format!("evt_{hex}")
-}
-
-/// A Unix time as RFC 3339 in UTC, to the second.
-pub fn rfc3339(unix: Unix) -> String {
-    time::OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| unix.to_string())
 }

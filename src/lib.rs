@@ -2,41 +2,47 @@
 //!
 //! Data flows one way: collectors (the `watchdog-collectors` crate) -> observations -> signal
 //! builders -> decide() -> alerts -> events -> outboxes -> notifiers. Nothing downstream calls
-//! back up.
+//! back up, and no module imports one above it (a test, `tests/layers.rs`, keeps it so).
 //!
-//! - [`config`]: every `WATCHDOG_*` setting, its default, validation and display.
-//! - [`check_config`]: `watchdog check-config`, the effective settings and channels.
-//! - [`collect`]: builds the enabled collectors by name and runs one pass over them.
+//! - [`model`]: what every stage shares: kinds, facts, signals, alerts, time, language, and the
+//!   string helpers more than one stage needs. Imports nothing from the pipeline.
+//! - [`config`]: every `WATCHDOG_*` variable, declared once, and the typed settings of each area.
+//! - [`collect`]: builds the enabled collectors by name and derives what an observation means.
 //! - [`signals`]: the pure builders from observations to per-entity signals.
-//! - [`engine`]: `decide()` and the alert state: fire, remind, recover, hold.
+//! - [`engine`]: `decide()` as a table: classify each entity, apply the reason; the alert state.
+//! - [`report`]: one pass as `once` prints it and `/status` serves it.
 //! - [`event`]: an alert rendered in the `watchdog.alert.v1` wire format.
 //! - [`text`]: alert texts in English and Russian.
 //! - [`store`]: state, outboxes and dead letters on disk, written atomically.
-//! - [`notify`]: one module per channel behind the `Notifier` trait.
+//! - [`notify`]: one module per channel behind the `Notifier` trait; Alertmanager and the
+//!   heartbeat as sinks.
 //! - [`deliver`]: each channel's outbox and the task that empties it, with backoff.
-//! - [`daemon`]: `watchdog run`, the tick loop and shutdown.
+//! - [`runner`]: `watchdog run`: the tick loop, collector scheduling, shutdown.
 //! - [`endpoint`]: `/metrics`, `/healthz`, `/readyz` and `/status` on `WATCHDOG_LISTEN`.
 //! - [`metrics`]: the Prometheus metrics.
-//! - [`once`]: `watchdog once`, one pass shown as a table or JSON, and `--check`.
-//! - [`test_alert`]: `watchdog test-alert`, one test event to every channel.
+//! - [`tls`]: the one TLS client configuration every outbound client uses.
+//! - [`once`], [`check_config`], [`test_alert`]: the one-shot commands.
 //! - [`hostns`]: the start-up check that the watchdog sees the host's pid namespace.
 
 pub mod check_config;
 pub mod collect;
 pub mod config;
-pub mod daemon;
 pub mod deliver;
 pub mod endpoint;
 pub mod engine;
 pub mod event;
 pub mod hostns;
 pub mod metrics;
+pub mod model;
 pub mod notify;
 pub mod once;
+pub mod report;
+pub mod runner;
 pub mod signals;
 pub mod store;
 pub mod test_alert;
 pub mod text;
+pub mod tls;
 
 /// The exit status for a configuration that cannot be used.
 pub const EXIT_BAD_CONFIG: u8 = 2;

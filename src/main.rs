@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use watchdog::config::{Config, Loaded, LogFormat};
+use watchdog::config::{Config, Loaded, LogFormat, Settings};
 use watchdog::EXIT_BAD_CONFIG;
 
 /// Notices stuck work (processes, jobs) on this host and says so.
@@ -54,20 +54,29 @@ fn main() -> ExitCode {
     for var in &unknown {
         tracing::warn!("{var}");
     }
-    match cli.command {
-        Command::Run => run(config),
-        Command::Once { json, check } => watchdog::once::main(&config, json, check),
-        Command::CheckConfig => {
-            ExitCode::from(watchdog::check_config::main(&config, unknown.len()))
+    let settings = match Settings::from_config(&config) {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("watchdog: {error}");
+            return ExitCode::from(EXIT_BAD_CONFIG);
         }
+    };
+    match cli.command {
+        Command::Run => run(settings),
+        Command::Once { json, check } => watchdog::once::main(&settings, json, check),
+        Command::CheckConfig => ExitCode::from(watchdog::check_config::main(
+            &config,
+            &settings,
+            unknown.len(),
+        )),
         Command::TestAlert => match runtime() {
-            Ok(runtime) => ExitCode::from(runtime.block_on(watchdog::test_alert::main(&config))),
+            Ok(runtime) => ExitCode::from(runtime.block_on(watchdog::test_alert::main(&settings))),
             Err(code) => code,
         },
         Command::Healthcheck { ready } => match runtime() {
-            Ok(runtime) => {
-                ExitCode::from(runtime.block_on(watchdog::endpoint::healthcheck(&config, ready)))
-            }
+            Ok(runtime) => ExitCode::from(
+                runtime.block_on(watchdog::endpoint::healthcheck(settings.listen, ready)),
+            ),
             Err(code) => code,
         },
     }
@@ -118,12 +127,15 @@ fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
         })
 }
 
-fn run(config: Config) -> ExitCode {
+fn run(settings: Settings) -> ExitCode {
     let runtime = match runtime() {
         Ok(runtime) => runtime,
         Err(code) => return code,
     };
-    let result = runtime.block_on(watchdog::daemon::run(config, shutdown_signal()));
+    let result = runtime.block_on(async {
+        let shutdown = shutdown_signal();
+        watchdog::runner::run(settings, shutdown).await
+    });
     // A collector thread stuck in a read of a hung process must not hold the exit.
     runtime.shutdown_timeout(RUNTIME_SHUTDOWN);
     match result {
@@ -136,18 +148,23 @@ fn run(config: Config) -> ExitCode {
     }
 }
 
-/// Completes on the first SIGTERM or SIGINT.
-async fn shutdown_signal() {
+/// Completes on the first SIGTERM or SIGINT. The handlers are installed when this is called,
+/// not when the future is first polled, so a signal sent as soon as `run` says it is running
+/// is never missed (nor does it kill the process by the default action).
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
+    let handlers = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
-    ) else {
-        // Without handlers the default action (exit) applies; wait forever here.
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM"),
-        _ = int.recv() => tracing::info!("SIGINT"),
+    );
+    async move {
+        let (Ok(mut term), Ok(mut int)) = handlers else {
+            // Without handlers the default action (exit) applies; wait forever here.
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM"),
+            _ = int.recv() => tracing::info!("SIGINT"),
+        }
     }
 }

@@ -15,8 +15,9 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::engine::{AlertState, EventKind};
+use crate::engine::AlertState;
 use crate::event::Event;
+use crate::model::EventKind;
 
 const STATE_FILE: &str = "state.json";
 
@@ -198,9 +199,7 @@ pub fn push_bounded(queue: &mut VecDeque<Event>, event: Event, max: usize) -> Ve
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{Alert, Unix};
-    use crate::signals::{CollectorFacts, Facts, Kind};
-    use crate::text::Lang;
+    use crate::model::{Alert, CollectorFacts, Facts, Kind, Lang, Reason, Unix};
 
     fn event(kind: EventKind, at: Unix) -> Event {
         let facts = Facts::Collector(CollectorFacts {
@@ -215,6 +214,7 @@ mod tests {
             since: 0,
             at,
             facts,
+            reason: Reason::First,
         };
         Event::render(&alert, "h", Lang::En)
     }

@@ -4,14 +4,10 @@
 //! `"event": "test"`, each Alertmanager a `WatchdogTest` alert that resolves itself five minutes
 //! later, the heartbeat URL one fetch. Sent once, directly: no outbox, no retry, no state.
 
-use std::time::SystemTime;
-
-use crate::config::{mask_url, Config};
-use crate::daemon::resolve_host;
-use crate::engine::{Alert, EventKind};
+use crate::config::Settings;
 use crate::event::Event;
-use crate::notify::{self, alertmanager::Feed, Channels};
-use crate::signals::{Facts, Kind, TestFacts};
+use crate::model::{mask_url, now_unix, Alert, EventKind, Facts, Kind, Reason, TestFacts};
+use crate::notify::{self, alertmanager::Feed, heartbeat, Channels};
 
 /// What one channel answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,12 +22,12 @@ pub struct Outcome {
 ///
 /// # Errors
 /// The channels cannot be built (the HTTP client cannot be set up).
-pub async fn send_all(config: &Config) -> Result<Vec<Outcome>, String> {
-    let channels = Channels::build(config)?;
-    let host = resolve_host(config);
-    let now = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
+pub async fn send_all(settings: &Settings) -> Result<Vec<Outcome>, String> {
+    let delivery = &settings.delivery;
+    let client = notify::http_client(delivery.ca_file.as_deref())?;
+    let channels = Channels::build(&delivery.channels, &client)?;
+    let host = settings.host.clone();
+    let now = now_unix();
     let alert = Alert {
         event: EventKind::Test,
         kind: Kind::Test,
@@ -41,9 +37,10 @@ pub async fn send_all(config: &Config) -> Result<Vec<Outcome>, String> {
         facts: Facts::Test(TestFacts {
             sent_by: "watchdog test-alert".into(),
         }),
+        reason: Reason::Test,
     };
-    let event = Event::render(&alert, &host, config.lang);
-    let targets: Vec<(&str, String)> = config.channels();
+    let event = Event::render(&alert, &host, settings.lang);
+    let targets: Vec<(&str, String)> = delivery.channels.targets();
     let target_of = |name: &str| {
         targets
             .iter()
@@ -61,8 +58,13 @@ pub async fn send_all(config: &Config) -> Result<Vec<Outcome>, String> {
         });
     }
     if let Some((client, urls)) = &channels.alertmanager {
-        let test =
-            Feed::new(host.clone(), config.lang, now, config.alertmanager_hold_s).test_alert(now);
+        let test = Feed::new(
+            host.clone(),
+            settings.lang,
+            now,
+            delivery.alertmanager_hold_s,
+        )
+        .test_alert(now);
         for url in urls {
             let result = client
                 .post(url, std::slice::from_ref(&test))
@@ -76,7 +78,9 @@ pub async fn send_all(config: &Config) -> Result<Vec<Outcome>, String> {
         }
     }
     if let Some((client, url)) = &channels.heartbeat {
-        let result = notify::ping(client, url).await.map_err(|e| e.to_string());
+        let result = heartbeat::ping(client, url)
+            .await
+            .map_err(|e| e.to_string());
         outcomes.push(Outcome {
             channel: "heartbeat",
             target: mask_url(url.as_str()),
@@ -88,8 +92,8 @@ pub async fn send_all(config: &Config) -> Result<Vec<Outcome>, String> {
 
 /// Runs `watchdog test-alert`: prints a line per channel; 0 when every one worked, 1 when any
 /// failed or none is configured.
-pub async fn main(config: &Config) -> u8 {
-    let outcomes = match send_all(config).await {
+pub async fn main(settings: &Settings) -> u8 {
+    let outcomes = match send_all(settings).await {
         Ok(outcomes) => outcomes,
         Err(error) => {
             eprintln!("watchdog: {error}");

@@ -5,21 +5,10 @@
 //! Pure: an alert, a host and a language in, two strings out. Channels escape them for their
 //! own markup; nothing here is markup.
 
-use serde::{Deserialize, Serialize};
-
-use crate::engine::{Alert, EventKind};
-use crate::event::rfc3339;
-use crate::signals::jobs::{HungReason, JobFacts};
-use crate::signals::proc::ProcFacts;
-use crate::signals::{CollectorFacts, Facts, Kind};
-
-/// The language of alert texts (`WATCHDOG_LANG`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Lang {
-    En,
-    Ru,
-}
+use crate::model::{
+    rfc3339, Alert, CollectorFacts, EventKind, Facts, HungReason, JobFacts, Kind, Lang, ProcFacts,
+    Stop,
+};
 
 /// The summary (one line) and the text (a few lines) of `alert`.
 pub fn render(alert: &Alert, host: &str, lang: Lang) -> (String, String) {
@@ -82,19 +71,9 @@ fn proc_text(alert: &Alert, f: &ProcFacts, host: &str, lang: Lang) -> (String, S
         .join(" ");
     let cpu = f.group_cpu_pct.unwrap_or(f.cpu_pct);
     let rss = bytes(f.group_rss_bytes.unwrap_or(f.rss_bytes));
-    // A group kill is safe only when the group is the stuck work's own: its leader is one of
-    // the matched processes, or gone. Otherwise (pytest in its orchestrator's group, pgid 0
-    // or 1) it would take down what started it, so name the pids instead.
-    let group_is_its_own = f.pgid > 1 && (members.contains(&f.pgid) || !f.group_leader_alive);
-    let (stop_term, stop_kill) = if group_is_its_own {
-        (
-            format!("kill -TERM -- -{}", f.pgid),
-            format!("kill -KILL -- -{}", f.pgid),
-        )
-    } else {
-        (format!("kill -TERM {pids}"), format!("kill -KILL {pids}"))
-    };
-    let adopted = f.ppid == 1 || crate::signals::proc::REAPERS.contains(&parent);
+    let group_is_its_own = matches!(f.stop, Stop::Group(_));
+    let (stop_term, stop_kill) = f.stop.commands().unwrap_or_default();
+    let adopted = f.adopted;
     match lang {
         Lang::En => {
             let orphan = match (f.orphaned, adopted) {
@@ -274,17 +253,7 @@ fn job_text(alert: &Alert, f: &JobFacts, host: &str, lang: Lang) -> (String, Str
         .map(u32::to_string)
         .collect::<Vec<_>>()
         .join(" ");
-    let stop = match (f.pgid, f.members.is_empty()) {
-        (Some(pgid), _) if pgid > 1 => Some((
-            format!("kill -TERM -- -{pgid}"),
-            format!("kill -KILL -- -{pgid}"),
-        )),
-        (_, false) => Some((
-            format!("kill -TERM {members}"),
-            format!("kill -KILL {members}"),
-        )),
-        _ => None,
-    };
+    let stop = f.stop.commands();
     let stop_lines = |intro: &str, later: &str| match &stop {
         Some((term, kill)) => format!("\n{intro}\n  {term}\n{later}\n  {kill}"),
         None => String::new(),

@@ -6,14 +6,11 @@ mod common;
 use std::time::Duration;
 
 use common::Server;
-use watchdog::engine::{Alert, EventKind};
 use watchdog::event::Event;
+use watchdog::model::{Alert, EventKind, Facts, Kind, Lang, ProcFacts, Reason, Stop};
 use watchdog::notify::slack::SlackNotifier;
 use watchdog::notify::telegram::TelegramNotifier;
 use watchdog::notify::{http_client, Notifier, NotifyError};
-use watchdog::signals::proc::ProcFacts;
-use watchdog::signals::{Facts, Kind};
-use watchdog::text::Lang;
 
 const TOKEN: &str = "123456:SECRET-bot-token";
 
@@ -28,6 +25,7 @@ fn event(cmdline: &str) -> Event {
         age_s: 7200,
         cmdline: cmdline.into(),
         orphaned: true,
+        adopted: true,
         parent: Some("tini".into()),
         group_leader_alive: true,
         cpu_pct: 0.1,
@@ -35,6 +33,7 @@ fn event(cmdline: &str) -> Event {
         members: None,
         group_cpu_pct: None,
         group_rss_bytes: None,
+        stop: Stop::Group(7),
     };
     let alert = Alert {
         event: EventKind::Fire,
@@ -43,6 +42,7 @@ fn event(cmdline: &str) -> Event {
         since: 1_795_000_000,
         at: 1_795_000_000,
         facts: Facts::Proc(facts),
+        reason: Reason::First,
     };
     Event::render(&alert, "ci-runner-3", Lang::En)
 }

@@ -5,9 +5,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
-use watchdog::config::Config;
-use watchdog::daemon::{serve, Clock, Daemon};
-use watchdog::signals::Kind;
+use watchdog::config::{Config, Settings};
+use watchdog::model::Kind;
+use watchdog::runner::{serve, Clock, Daemon};
 use watchdog_collectors::proc::ProcScan;
 use watchdog_collectors::{CollectError, Collector, Observation};
 
@@ -56,7 +56,7 @@ fn config(state: &std::path::Path) -> Config {
 
 fn daemon(state: &std::path::Path, collector: Arc<Hanging>) -> Daemon {
     Daemon::with_collectors(
-        config(state),
+        Settings::from_config(&config(state)).unwrap(),
         Clock::starting_at(1_800_000_000),
         vec![collector],
     )

@@ -1,10 +1,7 @@
 //! decide(): table tests with injected time and boundary pairs around every threshold.
 
-use watchdog::engine::{
-    decide, AlertState, CollectorTick, EventKind, Outcome, Reason, Rules, Unix,
-};
-use watchdog::signals::proc::ProcFacts;
-use watchdog::signals::{Facts, Kind, Signal};
+use watchdog::engine::{decide, AlertState, CollectorTick, Outcome, Reason, Rules};
+use watchdog::model::{CollectFailure, EventKind, Facts, Kind, ProcFacts, Signal, Stop, Unix};
 
 const T0: Unix = 1_800_000_000;
 const COOLDOWN: u64 = 1800;
@@ -29,6 +26,7 @@ fn facts(pid: u32, age_s: u64) -> Facts {
         age_s,
         cmdline: "pytest".into(),
         orphaned: true,
+        adopted: true,
         parent: Some("tini".into()),
         group_leader_alive: true,
         cpu_pct: 0.0,
@@ -36,6 +34,7 @@ fn facts(pid: u32, age_s: u64) -> Facts {
         members: None,
         group_cpu_pct: None,
         group_rss_bytes: None,
+        stop: Stop::Group(pid),
     })
 }
 
@@ -53,12 +52,13 @@ fn ok(signals: Vec<Signal>) -> CollectorTick {
         signals,
         unreadable: Vec::new(),
         forget: Vec::new(),
+        memory: None,
     }
 }
 
 fn failed() -> CollectorTick {
     CollectorTick::Failed {
-        error: "/proc: not found".into(),
+        error: CollectFailure::Panicked("/proc: not found".into()),
     }
 }
 
@@ -221,6 +221,7 @@ fn an_unreadable_entity_is_held_not_recovered() {
         signals: vec![],
         unreadable: vec!["proc:7".into()],
         forget: Vec::new(),
+        memory: None,
     };
     let outcome = tick(&fired(), unreadable, T0 + 30);
     assert!(outcome.alerts.is_empty(), "{:?}", outcome.alerts);
@@ -246,6 +247,7 @@ fn an_unreadable_pid_holds_only_its_own_entities() {
         signals: vec![],
         unreadable: vec!["proc:7".into()],
         forget: Vec::new(),
+        memory: None,
     };
     let outcome = tick(&state, unreadable, T0 + 30);
     assert_eq!(events(&outcome), [(EventKind::Recovery, "proc:70:1")]);
@@ -371,6 +373,7 @@ fn a_forgotten_entity_is_dropped_without_a_recovery() {
         signals: vec![],
         unreadable: vec![],
         forget: vec!["proc:7:1".into()],
+        memory: None,
     };
     let outcome = tick(&fired(), forget, T0 + 30);
     assert!(outcome.alerts.is_empty(), "{:?}", outcome.alerts);

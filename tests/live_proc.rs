@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use watchdog::config::GroupBy;
-use watchdog::signals::proc::{build, ProcFacts, ProcRules, REAPERS};
-use watchdog::signals::{Facts, Signal};
+use watchdog::model::ProcFacts;
+use watchdog::model::{Facts, Signal};
+use watchdog::signals::proc::{build, ProcRules, REAPERS};
 use watchdog_collectors::pattern::PatternSet;
 use watchdog_collectors::proc::{ProcCollector, ProcConfig};
 

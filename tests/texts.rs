@@ -1,11 +1,10 @@
 //! What a person reads: every event kind in both languages, pinned with insta.
 
-use watchdog::engine::{Alert, EventKind, Unix};
 use watchdog::event::Event;
-use watchdog::signals::jobs::{HungReason, JobFacts};
-use watchdog::signals::proc::ProcFacts;
-use watchdog::signals::{CollectorFacts, Facts, Kind};
-use watchdog::text::Lang;
+use watchdog::model::{
+    Alert, CollectorFacts, EventKind, Facts, HungReason, JobFacts, Kind, Lang, ProcFacts, Reason,
+    Stop, Unix,
+};
 
 const SINCE: Unix = 1_795_000_000; // 2026-11-18T11:06:40Z
 const EVENTS: [EventKind; 3] = [EventKind::Fire, EventKind::Reminder, EventKind::Recovery];
@@ -21,6 +20,7 @@ fn proc_facts() -> ProcFacts {
         age_s: 7990,
         cmdline: "/usr/bin/python3 -m pytest -n 3 tests/ --token ***".into(),
         orphaned: true,
+        adopted: true,
         parent: Some("tini".into()),
         group_leader_alive: true,
         cpu_pct: 1.0,
@@ -28,6 +28,7 @@ fn proc_facts() -> ProcFacts {
         members: Some(vec![100, 101, 102]),
         group_cpu_pct: Some(151.0),
         group_rss_bytes: Some(450_969_600),
+        stop: Stop::Group(100),
     }
 }
 
@@ -43,6 +44,7 @@ fn alert(event: EventKind, facts: Facts, kind: Kind, entity: &str) -> Alert {
         since: SINCE,
         at,
         facts,
+        reason: Reason::First,
     }
 }
 
@@ -77,9 +79,11 @@ fn a_process_in_its_orchestrators_group_is_stopped_by_pid_not_by_group() {
         pgid: 10,
         session: 10,
         orphaned: false,
+        adopted: false,
         parent: Some("python3".into()),
         group_leader_alive: true,
         members: Some(vec![30, 31]),
+        stop: Stop::Pids(vec![30, 31]),
         ..proc_facts()
     };
     for lang in [Lang::En, Lang::Ru] {
@@ -108,6 +112,8 @@ fn a_group_whose_leader_is_gone_is_stopped_as_a_group() {
         parent: Some("python3".into()),
         group_leader_alive: false,
         members: Some(vec![201]),
+        adopted: false,
+        stop: Stop::Group(200),
         ..proc_facts()
     };
     let alert = alert(
@@ -206,6 +212,7 @@ fn job_facts() -> JobFacts {
         session: Some(320),
         members: Vec::new(),
         ended_s: None,
+        stop: Stop::Group(320),
     }
 }
 
@@ -238,6 +245,7 @@ fn a_reused_or_vanished_pid_gets_no_kill_command() {
             pid_comm: comm.map(str::to_string),
             pgid: None,
             session: None,
+            stop: Stop::None,
             ..job_facts()
         };
         for lang in [Lang::En, Lang::Ru] {

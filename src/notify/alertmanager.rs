@@ -16,11 +16,9 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use super::{body_excerpt, judge_status, judge_transport, NotifyError};
-use crate::config::mask_url;
-use crate::engine::{Alert, AlertState, EventKind, Unix};
-use crate::event::rfc3339;
-use crate::signals::{Facts, Kind};
-use crate::text::{self, Lang};
+use crate::engine::AlertState;
+use crate::model::{mask_url, rfc3339, Alert, EventKind, Kind, Lang, Reason, Unix};
+use crate::text;
 
 /// How long a recovered alert is re-sent as resolved, as Prometheus does.
 pub const RESOLVED_RESEND_S: i64 = 15 * 60;
@@ -37,11 +35,26 @@ pub struct AmAlert {
 }
 
 /// How requests authenticate.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub enum Auth {
+    #[default]
     None,
     Bearer(String),
-    Basic { user: String, password: String },
+    Basic {
+        user: String,
+        password: String,
+    },
+}
+
+impl std::fmt::Debug for Auth {
+    /// Credentials are never shown, not even in a debug print.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Auth::None => "None",
+            Auth::Bearer(_) => "Bearer(***)",
+            Auth::Basic { .. } => "Basic(***)",
+        })
+    }
 }
 
 /// Posts alert sets to Alertmanager base URLs.
@@ -149,6 +162,7 @@ impl Feed {
                 since: known.since,
                 at: now,
                 facts: known.facts.clone(),
+                reason: Reason::WithinCooldown,
             };
             let alert = self.alert(&current, now + self.hold_s);
             // Firing again after a recovery: the firing alert replaces the resolved one.
@@ -211,17 +225,8 @@ impl Feed {
         labels.insert("kind".into(), alert.kind.as_str().into());
         labels.insert("host".into(), self.host.clone());
         labels.insert("entity".into(), alert.entity.clone());
-        match &alert.facts {
-            Facts::Proc(f) => {
-                labels.insert("pid".into(), f.pid.to_string());
-            }
-            Facts::Collector(f) => {
-                labels.insert("collector".into(), f.collector.clone());
-            }
-            Facts::Job(f) => {
-                labels.insert("job".into(), f.job.clone());
-            }
-            Facts::Test(_) => {}
+        if let Some((name, value)) = alert.facts.identity_label() {
+            labels.insert(name.into(), value);
         }
         let mut annotations = BTreeMap::new();
         annotations.insert("summary".into(), summary);
@@ -232,6 +237,40 @@ impl Feed {
             starts_at: rfc3339(alert.since),
             ends_at: rfc3339(ends_at),
         }
+    }
+}
+
+/// Alertmanager as a sink of the runner: the feed, the newest set, and one task per URL that
+/// sends it. Kept out of the tick loop, which only publishes.
+pub struct Sink {
+    feed: Feed,
+    sets: watch::Sender<Arc<Vec<AmAlert>>>,
+    client: AlertmanagerClient,
+    urls: Vec<String>,
+}
+
+impl Sink {
+    pub fn new(client: AlertmanagerClient, urls: Vec<String>, feed: Feed) -> Self {
+        Self {
+            feed,
+            sets: watch::channel(Arc::new(Vec::new())).0,
+            client,
+            urls,
+        }
+    }
+
+    /// Publishes this tick's set: every entity of `state`, and this tick's `alerts` recoveries.
+    pub fn publish(&mut self, state: &AlertState, alerts: &[Alert], now: Unix) {
+        let set = self.feed.alerts(state, alerts, now);
+        self.sets.send_replace(Arc::new(set));
+    }
+
+    /// Starts one sending task per URL.
+    pub fn spawn(&self) -> Vec<tokio::task::JoinHandle<()>> {
+        self.urls
+            .iter()
+            .map(|url| tokio::spawn(run(self.client.clone(), url.clone(), self.sets.subscribe())))
+            .collect()
     }
 }
 

@@ -6,6 +6,7 @@
 //! Telegram URLs carry their tokens.
 
 pub mod alertmanager;
+pub mod heartbeat;
 pub mod slack;
 pub mod telegram;
 pub mod webhook;
@@ -16,6 +17,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use crate::event::Event;
+use crate::model::mask_url;
 
 /// How long one delivery attempt may take.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -90,6 +92,62 @@ pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
         .map(Duration::from_secs)
 }
 
+/// The channels to build: delivery's own settings, parsed once at start.
+#[derive(Debug, Clone, Default)]
+pub struct ChannelSettings {
+    /// The URL, and the signing key when webhooks are signed.
+    pub webhook: Option<(url::Url, Option<Vec<u8>>)>,
+    pub slack: Option<url::Url>,
+    pub telegram: Option<TelegramSettings>,
+    /// Base URLs, trimmed of a trailing `/`.
+    pub alertmanager_urls: Vec<String>,
+    pub alertmanager_auth: alertmanager::Auth,
+    pub heartbeat: Option<url::Url>,
+}
+
+/// Telegram's Bot API server, bot token and chat.
+#[derive(Clone)]
+pub struct TelegramSettings {
+    pub api_url: String,
+    pub token: String,
+    pub chat_id: String,
+}
+
+impl std::fmt::Debug for TelegramSettings {
+    /// The token is never shown, not even in a debug print.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TelegramSettings")
+            .field("api_url", &mask_url(&self.api_url))
+            .field("chat_id", &self.chat_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ChannelSettings {
+    /// The configured channels as (name, where), secrets masked: for `check-config` and logs.
+    pub fn targets(&self) -> Vec<(&'static str, String)> {
+        let mut targets = Vec::new();
+        if let Some((url, key)) = &self.webhook {
+            let signed = if key.is_some() { "signed" } else { "unsigned" };
+            targets.push(("webhook", format!("{} ({signed})", mask_url(url.as_str()))));
+        }
+        if let Some(url) = &self.slack {
+            targets.push(("slack", mask_url(url.as_str())));
+        }
+        if let Some(telegram) = &self.telegram {
+            let target = format!("{} chat {}", mask_url(&telegram.api_url), telegram.chat_id);
+            targets.push(("telegram", target));
+        }
+        for url in &self.alertmanager_urls {
+            targets.push(("alertmanager", mask_url(url)));
+        }
+        if let Some(url) = &self.heartbeat {
+            targets.push(("heartbeat", mask_url(url.as_str())));
+        }
+        targets
+    }
+}
+
 /// Every configured channel, built in one place by name.
 pub struct Channels {
     /// Event channels, each fed from its own outbox.
@@ -101,93 +159,53 @@ pub struct Channels {
 }
 
 impl Channels {
-    /// Builds the channels `config` configures; none when it configures none.
+    /// Builds the channels `settings` configures, all on `client`.
     ///
     /// # Errors
-    /// The HTTP client cannot be set up (a CA file that went bad since validation).
-    pub fn build(config: &crate::config::Config) -> Result<Self, String> {
-        use crate::config::http_url;
+    /// The Telegram API URL and token do not make a URL.
+    pub fn build(settings: &ChannelSettings, client: &reqwest::Client) -> Result<Self, String> {
         let mut channels = Channels {
             events: Vec::new(),
             alertmanager: None,
             heartbeat: None,
         };
-        if config.channels().is_empty() {
-            return Ok(channels);
-        }
-        let ca_file = (!config.ca_file.is_empty()).then(|| Path::new(&config.ca_file));
-        let client = http_client(ca_file)?;
-        if let Some(url) = http_url(&config.webhook_url) {
-            let key = config.webhook_key();
+        if let Some((url, key)) = &settings.webhook {
             channels.events.push(Box::new(webhook::WebhookNotifier::new(
                 client.clone(),
-                url,
-                key,
+                url.clone(),
+                key.clone(),
             )));
         }
-        if let Some(url) = http_url(&config.slack_webhook_url) {
-            channels
-                .events
-                .push(Box::new(slack::SlackNotifier::new(client.clone(), url)));
+        if let Some(url) = &settings.slack {
+            channels.events.push(Box::new(slack::SlackNotifier::new(
+                client.clone(),
+                url.clone(),
+            )));
         }
-        if !config.telegram_bot_token.is_empty() {
+        if let Some(telegram) = &settings.telegram {
             channels
                 .events
                 .push(Box::new(telegram::TelegramNotifier::new(
                     client.clone(),
-                    &config.telegram_api_url,
-                    &config.telegram_bot_token,
-                    &config.telegram_chat_id,
+                    &telegram.api_url,
+                    &telegram.token,
+                    &telegram.chat_id,
                 )?));
         }
-        let urls = config.alertmanager_url_list();
-        if !urls.is_empty() {
-            let auth = if !config.alertmanager_bearer_token.is_empty() {
-                alertmanager::Auth::Bearer(config.alertmanager_bearer_token.clone())
-            } else if let Some((user, password)) = config.alertmanager_basic_auth.split_once(':') {
-                alertmanager::Auth::Basic {
-                    user: user.into(),
-                    password: password.into(),
-                }
-            } else {
-                alertmanager::Auth::None
-            };
+        if !settings.alertmanager_urls.is_empty() {
             channels.alertmanager = Some((
-                alertmanager::AlertmanagerClient::new(client.clone(), auth),
-                urls,
+                alertmanager::AlertmanagerClient::new(
+                    client.clone(),
+                    settings.alertmanager_auth.clone(),
+                ),
+                settings.alertmanager_urls.clone(),
             ));
         }
-        if let Some(url) = http_url(&config.heartbeat_url) {
-            channels.heartbeat = Some((client, url));
+        if let Some(url) = &settings.heartbeat {
+            channels.heartbeat = Some((client.clone(), url.clone()));
         }
         Ok(channels)
     }
-}
-
-/// Fetches a heartbeat URL once.
-///
-/// # Errors
-/// A transport error or a non-2xx answer.
-pub async fn ping(client: &reqwest::Client, url: &reqwest::Url) -> Result<(), NotifyError> {
-    let response = client
-        .get(url.clone())
-        .send()
-        .await
-        .map_err(judge_transport)?;
-    judge_status(response.status().as_u16(), None)
-}
-
-/// The certificates of a PEM file, for `WATCHDOG_CA_FILE`.
-///
-/// # Errors
-/// The file cannot be read or holds no certificate.
-pub fn read_ca_file(path: &Path) -> Result<Vec<reqwest::Certificate>, String> {
-    let pem = std::fs::read(path).map_err(|e| e.to_string())?;
-    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| e.to_string())?;
-    if certs.is_empty() {
-        return Err("no PEM certificate in it".into());
-    }
-    Ok(certs)
 }
 
 /// The HTTP client every notifier uses: no redirects, a timeout per attempt, rustls with the
@@ -202,7 +220,8 @@ pub fn http_client(ca_file: Option<&Path>) -> Result<reqwest::Client, String> {
         .connect_timeout(SEND_TIMEOUT)
         .user_agent(concat!("watchdog/", env!("CARGO_PKG_VERSION")));
     if let Some(path) = ca_file {
-        let certs = read_ca_file(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let certs =
+            crate::tls::load_ca_file(path).map_err(|e| format!("{}: {e}", path.display()))?;
         builder = builder.tls_certs_merge(certs);
     }
     builder.build().map_err(|e| e.without_url().to_string())
@@ -212,7 +231,7 @@ pub fn http_client(ca_file: Option<&Path>) -> Result<reqwest::Client, String> {
 pub async fn body_excerpt(response: reqwest::Response) -> String {
     let text = response.text().await.unwrap_or_default();
     let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    watchdog_collectors::mask::cut(line, 200)
+    crate::model::cut(line, 200)
 }
 
 #[cfg(test)]

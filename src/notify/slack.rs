@@ -9,8 +9,8 @@
 use super::{
     body_excerpt, judge_status, judge_transport, retry_after, Notifier, NotifyError, SendFuture,
 };
-use crate::engine::EventKind;
 use crate::event::Event;
+use crate::model::{escape_markup, EventKind};
 
 pub struct SlackNotifier {
     client: reqwest::Client,
@@ -66,16 +66,9 @@ pub fn message(event: &Event) -> String {
     };
     format!(
         "{icon} *{}*\n{}",
-        escape(&event.summary),
-        escape(&event.text)
+        escape_markup(&event.summary),
+        escape_markup(&event.text)
     )
-}
-
-/// Slack's three control characters, as its docs ask.
-pub fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }
 
 #[cfg(test)]
@@ -84,9 +77,23 @@ mod tests {
 
     #[test]
     fn control_characters_are_escaped_so_nobody_is_pinged() {
-        assert_eq!(
-            escape("pytest <!channel> & <@U1> -> x"),
-            "pytest &lt;!channel&gt; &amp; &lt;@U1&gt; -&gt; x"
+        let event = crate::event::Event::render(
+            &crate::model::Alert {
+                event: EventKind::Test,
+                kind: crate::model::Kind::Test,
+                entity: "test".into(),
+                since: 0,
+                at: 0,
+                facts: crate::model::Facts::Test(crate::model::TestFacts {
+                    sent_by: "t".into(),
+                }),
+                reason: crate::model::Reason::Test,
+            },
+            "h<@U1>",
+            crate::model::Lang::En,
         );
+        let text = message(&event);
+        assert!(text.contains("h&lt;@U1&gt;"), "{text}");
+        assert!(!text.contains("<@U1>"), "{text}");
     }
 }

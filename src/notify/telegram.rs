@@ -9,10 +9,10 @@
 use std::time::Duration;
 
 use serde::Deserialize;
-use watchdog_collectors::mask::cut;
 
 use super::{judge_status, judge_transport, Notifier, NotifyError, SendFuture};
 use crate::event::Event;
+use crate::model::{cut, escape_markup};
 
 /// Telegram's limit on a message's text, in characters, after entity parsing.
 pub const MAX_CHARS: usize = 4096;
@@ -109,14 +109,11 @@ pub fn message(event: &Event) -> String {
     let room = MAX_CHARS.saturating_sub(summary.chars().count() + 2);
     let text = cut(event.text.clone(), room);
     if text.is_empty() {
-        return format!("<b>{}</b>", escape(&summary));
+        return format!("<b>{}</b>", escape_markup(&summary));
     }
-    format!("<b>{}</b>\n\n{}", escape(&summary), escape(&text))
-}
-
-/// The escapes Telegram's HTML mode asks for.
-pub fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
+    format!(
+        "<b>{}</b>\n\n{}",
+        escape_markup(&summary),
+        escape_markup(&text)
+    )
 }

@@ -31,7 +31,7 @@ impl WebhookNotifier {
             .post(self.url.clone())
             .header(reqwest::header::CONTENT_TYPE, "application/json");
         if let Some(key) = &self.key {
-            let timestamp = unix_now();
+            let timestamp = crate::model::now_unix();
             request = request
                 .header("webhook-id", &event.id)
                 .header("webhook-timestamp", timestamp.to_string())
@@ -72,12 +72,6 @@ pub fn signature(key: &[u8], id: &str, timestamp: i64, body: &str) -> String {
         "v1,{}",
         base64::engine::general_purpose::STANDARD.encode(digest)
     )
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 #[cfg(test)]

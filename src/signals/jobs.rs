@@ -9,13 +9,9 @@
 //! and session only where the job's pid leads them, so a job that shares its orchestrator's
 //! group never gets the orchestrator flagged.
 
-use std::collections::BTreeMap;
-
-use serde::{Deserialize, Serialize};
 use watchdog_collectors::jobs::{Job, JobsScan, ProcBrief};
 
-use super::{Facts, Kind, Signal};
-use crate::engine::Unix;
+use crate::model::{Facts, HungReason, JobFacts, JobsMemory, Kind, Remembered, Signal, Stop, Unix};
 
 /// Thresholds of the jobs builders, in seconds; `None` turns a check off.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,81 +23,6 @@ pub struct JobsRules {
     pub heartbeat_s: Option<u64>,
     pub leftover_grace_s: u64,
     pub leftover_keep_s: u64,
-}
-
-/// Why a job looks hung.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum HungReason {
-    /// Its pid is not alive.
-    PidGone,
-    /// Its pid belongs to a process that started after the job did (plus the slack).
-    PidReused,
-    /// It has run past `WATCHDOG_JOBS_MAX_RUNNING_MIN`.
-    RunningTooLong,
-    /// Its heartbeat is older than `WATCHDOG_JOBS_HEARTBEAT_S`.
-    HeartbeatStale,
-}
-
-/// The facts of `agent_hung` and `job_leftover` signals.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct JobFacts {
-    pub job: String,
-    pub name: Option<String>,
-    pub state: String,
-    /// The job's pid as the orchestrator gave it.
-    pub pid: Option<u32>,
-    /// The same process on the host, when it could be found.
-    pub host_pid: Option<u32>,
-    /// Seconds since the job started.
-    pub age_s: u64,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub reasons: Vec<HungReason>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub heartbeat_age_s: Option<u64>,
-    /// What the pid now is, when it was reused.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pid_comm: Option<String>,
-    /// The job's own process group and session, where its pid led them.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pgid: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub session: Option<u32>,
-    /// Processes of that group or session still alive after the job ended.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub members: Vec<u32>,
-    /// Seconds since the job ended.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ended_s: Option<u64>,
-}
-
-/// What the watchdog remembers of one job, in its own state.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Remembered {
-    pub name: Option<String>,
-    pub pid: Option<u32>,
-    pub host_pid: u32,
-    pub start_ticks: u64,
-    pub started_at: Unix,
-    pub pgid: Option<u32>,
-    pub session: Option<u32>,
-    /// When it ended: its `ended_at`, or the first tick it was seen ended or gone from the list.
-    pub ended_at: Option<Unix>,
-}
-
-/// Remembered jobs, by id.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct JobsMemory {
-    pub jobs: BTreeMap<String, Remembered>,
-}
-
-impl JobsMemory {
-    /// Whether a leftover watch is open: then every process's `stat` must be read.
-    pub fn has_open_watch(&self) -> bool {
-        self.jobs
-            .values()
-            .any(|r| r.ended_at.is_some() && (r.pgid.is_some() || r.session.is_some()))
-    }
 }
 
 /// The result of one build.
@@ -196,6 +117,7 @@ pub fn build(scan: &JobsScan, memory: &JobsMemory, now: Unix, rules: &JobsRules)
             pid_comm: None,
             pgid: known.pgid,
             session: known.session,
+            stop: job_stop(known.pgid, &members),
             members: members.clone(),
             ended_s: Some(ended_s),
         };
@@ -271,6 +193,7 @@ fn hung(
             facts.reasons.push(HungReason::HeartbeatStale);
         }
     }
+    facts.stop = job_stop(facts.pgid, &facts.members);
     Signal {
         kind: Kind::AgentHung,
         entity: entity(&job.id),
@@ -294,6 +217,17 @@ fn job_facts(job: &Job, host_pid: Option<u32>, now: Unix) -> JobFacts {
         session: None,
         members: Vec::new(),
         ended_s: None,
+        stop: Stop::None,
+    }
+}
+
+/// The safe way to stop what is left of a job: its own process group (never 0 or init's),
+/// or else the pids that were found.
+fn job_stop(pgid: Option<u32>, members: &[u32]) -> Stop {
+    match pgid {
+        Some(pgid) if pgid > 1 => Stop::Group(pgid),
+        _ if !members.is_empty() => Stop::Pids(members.to_vec()),
+        _ => Stop::None,
     }
 }
 

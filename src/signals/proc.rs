@@ -7,11 +7,9 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
 use watchdog_collectors::proc::{ProcScan, ProcessInfo};
 
-use super::{Facts, Kind, Signal};
-use crate::config::GroupBy;
+use crate::model::{Facts, Kind, ProcFacts, Signal, Stop};
 
 /// Parents whose adopted children have lost the process that started them: init systems and
 /// the subreapers that container runtimes put at pid 1 or above a container.
@@ -28,43 +26,22 @@ pub const REAPERS: &[&str] = &[
     "containerd-shim",
 ];
 
+/// How matching processes become entities (`WATCHDOG_PROC_GROUP_BY`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupBy {
+    /// One signal per process group: a shell and its pytest, or its xdist workers, are one alert.
+    Pgid,
+    /// One signal per process.
+    Pid,
+}
+
 /// Thresholds the builder applies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProcRules {
     /// A process older than this, in seconds, is stuck.
     pub age_threshold_s: u64,
     pub group_by: GroupBy,
-}
-
-/// The facts of a `proc_blocking` signal. Names are a contract: operators' tooling reads them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ProcFacts {
-    pub pid: u32,
-    pub ppid: u32,
-    pub pgid: u32,
-    pub session: u32,
-    pub state: char,
-    pub comm: String,
-    pub age_s: u64,
-    pub cmdline: String,
-    /// Its parent is pid 1 or a reaper, or its process group's leader is gone.
-    pub orphaned: bool,
-    /// The parent's comm, when it could be read.
-    pub parent: Option<String>,
-    /// Whether a process whose pid is `pgid` is alive (always true for pgid 0: no group).
-    pub group_leader_alive: bool,
-    /// Lifetime average CPU use in percent of one core (100 = one full core), one decimal.
-    pub cpu_pct: f64,
-    pub rss_bytes: u64,
-    /// With pgid grouping: the pids of every matching process of the group, oldest first.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub members: Option<Vec<u32>>,
-    /// With pgid grouping: the members' summed `cpu_pct`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub group_cpu_pct: Option<f64>,
-    /// With pgid grouping: the members' summed `rss_bytes`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub group_rss_bytes: Option<u64>,
 }
 
 /// Builds one `proc_blocking` signal per entity of `scan`.
@@ -91,6 +68,17 @@ fn signal(members: &[&ProcessInfo], ticks_per_second: u64, rules: &ProcRules) ->
     let oldest = members[0];
     let cpu = |p: &ProcessInfo| cpu_pct(p.cpu_ticks, ticks_per_second, p.age_s);
     let grouped = rules.group_by == GroupBy::Pgid;
+    let members_pids: Vec<u32> = members.iter().map(|p| p.pid).collect();
+    // A group kill is safe only when the group is the stuck work's own: its leader is one of
+    // the matched processes, or gone. Otherwise (pytest in its orchestrator's group, pgid 0
+    // or 1) it would take down what started it, so name the pids instead.
+    let group_is_its_own =
+        oldest.pgid > 1 && (members_pids.contains(&oldest.pgid) || !oldest.group_leader_alive);
+    let stop = if group_is_its_own {
+        Stop::Group(oldest.pgid)
+    } else {
+        Stop::Pids(members_pids.clone())
+    };
     let facts = ProcFacts {
         pid: oldest.pid,
         ppid: oldest.ppid,
@@ -102,13 +90,15 @@ fn signal(members: &[&ProcessInfo], ticks_per_second: u64, rules: &ProcRules) ->
         cmdline: oldest.cmdline.clone(),
         // Any orphan makes the group's work ownerless, whichever member it is.
         orphaned: members.iter().any(|p| is_orphaned(p)),
+        adopted: is_adopted(oldest),
         parent: oldest.parent_comm.clone(),
         group_leader_alive: oldest.group_leader_alive,
         cpu_pct: round1(cpu(oldest)),
         rss_bytes: oldest.rss_bytes,
-        members: grouped.then(|| members.iter().map(|p| p.pid).collect()),
+        members: grouped.then_some(members_pids),
         group_cpu_pct: grouped.then(|| round1(members.iter().map(|p| cpu(p)).sum())),
         group_rss_bytes: grouped.then(|| members.iter().map(|p| p.rss_bytes).sum()),
+        stop,
     };
     Signal {
         kind: Kind::ProcBlocking,
@@ -121,12 +111,16 @@ fn signal(members: &[&ProcessInfo], ticks_per_second: u64, rules: &ProcRules) ->
 /// Whether nothing that started `process` is left to wait for it: it was adopted by pid 1 or a
 /// reaper, or the leader of its process group (what an agent killed mid-run leaves) is gone.
 pub fn is_orphaned(process: &ProcessInfo) -> bool {
-    let adopted = process.ppid == 1
+    is_adopted(process) || !process.group_leader_alive
+}
+
+/// Its parent is pid 1 or a reaper: whoever started it is gone, and nothing waits for it.
+pub fn is_adopted(process: &ProcessInfo) -> bool {
+    process.ppid == 1
         || process
             .parent_comm
             .as_deref()
-            .is_some_and(|comm| REAPERS.contains(&comm));
-    adopted || !process.group_leader_alive
+            .is_some_and(|comm| REAPERS.contains(&comm))
 }
 
 /// Lifetime CPU use in percent of one core.

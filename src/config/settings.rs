@@ -1,0 +1,218 @@
+//! The typed settings each part of watchdog gets, parsed once from [`Config`] at start.
+//!
+//! Every part is handed its own area and nothing else: the runner its intervals, the engine its
+//! [`Rules`], each collector and signal builder its own settings, delivery its channels. No
+//! part imports the config module, and nothing re-parses a setting's text after start.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use watchdog_collectors::pattern::PatternSet;
+
+use super::{http_url, Config, ConfigError};
+use crate::engine::Rules;
+use crate::model::{comma_list, Lang};
+use crate::notify::{alertmanager::Auth, ChannelSettings, TelegramSettings};
+use crate::signals::jobs::JobsRules;
+use crate::signals::proc::ProcRules;
+
+/// Everything, by area.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The host named in every alert: `WATCHDOG_HOST`, or this machine's hostname.
+    pub host: String,
+    pub lang: Lang,
+    pub runner: RunnerSettings,
+    pub rules: Rules,
+    /// `None` while the proc collector is off.
+    pub proc: Option<ProcSettings>,
+    /// `None` while the jobs collector is off.
+    pub jobs: Option<JobsSettings>,
+    pub delivery: DeliverySettings,
+    /// Where the endpoint listens; `None` for `off`.
+    pub listen: Option<SocketAddr>,
+}
+
+/// The tick loop's own settings.
+#[derive(Debug, Clone)]
+pub struct RunnerSettings {
+    pub interval: Duration,
+    pub collect_timeout: Duration,
+    pub state_dir: PathBuf,
+    /// The proc root, for the start-up check of the pid namespace.
+    pub proc_root: PathBuf,
+}
+
+/// The proc collector and its signal builder.
+#[derive(Debug, Clone)]
+pub struct ProcSettings {
+    pub root: PathBuf,
+    pub patterns: PatternSet,
+    pub exclude: PatternSet,
+    pub rules: ProcRules,
+}
+
+/// Where the job list comes from.
+#[derive(Debug, Clone)]
+pub enum JobsSourceSettings {
+    Http {
+        url: url::Url,
+        token: Option<String>,
+    },
+    Sqlite {
+        path: PathBuf,
+        query: String,
+    },
+}
+
+/// The jobs collector and its signal builders.
+#[derive(Debug, Clone)]
+pub struct JobsSettings {
+    pub source: JobsSourceSettings,
+    pub root: PathBuf,
+    /// The orchestrator's init, or `None` when the job list gives host pids.
+    pub pid_ns: Option<PatternSet>,
+    pub timeout: Duration,
+    pub rules: JobsRules,
+}
+
+/// Delivery: the channels, and how the outboxes behave.
+#[derive(Debug, Clone)]
+pub struct DeliverySettings {
+    pub channels: ChannelSettings,
+    pub outbox_max: usize,
+    pub retry_max: Duration,
+    pub alertmanager_hold_s: u64,
+    /// `WATCHDOG_CA_FILE`, trusted on top of the system's roots.
+    pub ca_file: Option<PathBuf>,
+}
+
+impl Settings {
+    /// Parses every area of `config` once.
+    ///
+    /// # Errors
+    /// A pattern or URL that does not parse (validation has already refused most).
+    pub fn from_config(config: &Config) -> Result<Self, ConfigError> {
+        let proc = if config.proc_enabled {
+            let (patterns, exclude) = config.proc_pattern_sets()?;
+            Some(ProcSettings {
+                root: config.proc_root.clone(),
+                patterns,
+                exclude,
+                rules: ProcRules {
+                    age_threshold_s: config.proc_age_min.saturating_mul(60),
+                    group_by: config.proc_group_by,
+                },
+            })
+        } else {
+            None
+        };
+        let jobs = if config.jobs_enabled {
+            let source = if config.jobs_sqlite.is_empty() {
+                JobsSourceSettings::Http {
+                    url: http_url(&config.jobs_url)
+                        .ok_or_else(|| Config::invalid("jobs_url", None))?,
+                    token: (!config.jobs_token.is_empty()).then(|| config.jobs_token.clone()),
+                }
+            } else {
+                JobsSourceSettings::Sqlite {
+                    path: config.jobs_sqlite.clone().into(),
+                    query: config.jobs_query.clone(),
+                }
+            };
+            let on = |value: u64| (value > 0).then_some(value);
+            Some(JobsSettings {
+                source,
+                root: config.proc_root.clone(),
+                pid_ns: config.jobs_pid_ns_patterns()?,
+                timeout: Duration::from_secs(config.collect_timeout_s),
+                rules: JobsRules {
+                    running_states: comma_list(&config.jobs_running_states)
+                        .into_iter()
+                        .map(|s| s.to_lowercase())
+                        .collect(),
+                    pid_slack_s: config.jobs_pid_slack_s,
+                    max_running_s: on(config.jobs_max_running_min.saturating_mul(60)),
+                    heartbeat_s: on(config.jobs_heartbeat_s),
+                    leftover_grace_s: config.jobs_leftover_grace_s,
+                    leftover_keep_s: config.jobs_leftover_keep_h.saturating_mul(3600),
+                },
+            })
+        } else {
+            None
+        };
+        Ok(Self {
+            host: resolve_host(&config.host),
+            lang: config.lang,
+            runner: RunnerSettings {
+                interval: Duration::from_secs(config.interval_s),
+                collect_timeout: Duration::from_secs(config.collect_timeout_s),
+                state_dir: config.state_dir.clone(),
+                proc_root: config.proc_root.clone(),
+            },
+            rules: Rules {
+                proc_cooldown_s: config.proc_cooldown_s,
+                jobs_cooldown_s: config.jobs_cooldown_s,
+                collector_fail_ticks: config.collector_fail_ticks,
+                collector_fail_cooldown_s: config.collector_fail_cooldown_s,
+            },
+            proc,
+            jobs,
+            delivery: DeliverySettings {
+                channels: channel_settings(config),
+                outbox_max: config.outbox_max,
+                retry_max: Duration::from_secs(config.retry_max_s),
+                alertmanager_hold_s: config.alertmanager_hold_s,
+                ca_file: (!config.ca_file.is_empty()).then(|| config.ca_file.clone().into()),
+            },
+            listen: config.listen_addr(),
+        })
+    }
+
+    /// The names of the enabled collectors, in the fixed order.
+    pub fn enabled_collectors(&self) -> Vec<&'static str> {
+        let mut names = Vec::new();
+        if self.proc.is_some() {
+            names.push("proc");
+        }
+        if self.jobs.is_some() {
+            names.push("jobs");
+        }
+        names
+    }
+}
+
+pub(super) fn channel_settings(config: &Config) -> ChannelSettings {
+    let alertmanager_auth = if !config.alertmanager_bearer_token.is_empty() {
+        Auth::Bearer(config.alertmanager_bearer_token.clone())
+    } else if let Some((user, password)) = config.alertmanager_basic_auth.split_once(':') {
+        Auth::Basic {
+            user: user.into(),
+            password: password.into(),
+        }
+    } else {
+        Auth::None
+    };
+    ChannelSettings {
+        webhook: http_url(&config.webhook_url).map(|url| (url, config.webhook_key())),
+        slack: http_url(&config.slack_webhook_url),
+        telegram: (!config.telegram_bot_token.is_empty()).then(|| TelegramSettings {
+            api_url: config.telegram_api_url.clone(),
+            token: config.telegram_bot_token.clone(),
+            chat_id: config.telegram_chat_id.clone(),
+        }),
+        alertmanager_urls: config.alertmanager_url_list(),
+        alertmanager_auth,
+        heartbeat: http_url(&config.heartbeat_url),
+    }
+}
+
+/// `configured`, or this machine's hostname.
+fn resolve_host(configured: &str) -> String {
+    if !configured.is_empty() {
+        return configured.to_string();
+    }
+    let uname = rustix::system::uname();
+    uname.nodename().to_string_lossy().into_owned()
+}

@@ -1,0 +1,168 @@
+//! The alert state: what fired and when, carried from one tick to the next and persisted.
+//!
+//! Owns [`AlertState`] and its on-disk shape. Everything here is meaningful between ticks:
+//! nothing that only one tick needs is stored.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Facts, JobsMemory, Kind, Unix};
+
+/// What the engine remembers of one entity that fired.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EntityState {
+    pub kind: Kind,
+    pub entity: String,
+    pub since: Unix,
+    pub last_notified: Unix,
+    /// The facts of the last tick that saw it.
+    pub facts: Facts,
+    /// Whether its collector could not see it on the last tick (failed, or unreadable).
+    #[serde(default)]
+    pub held: bool,
+}
+
+/// Everything the engine carries from one tick to the next. Persisted as the state file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(from = "StateFile", into = "StateFile")]
+pub struct AlertState {
+    /// By kind, then entity id: a lookup borrows the id, with nothing allocated.
+    pub(super) entities: BTreeMap<Kind, HashMap<String, EntityState>>,
+    /// Consecutive failed ticks, per collector name; absent means it last worked.
+    pub(super) fail_streaks: BTreeMap<String, u32>,
+    /// What the jobs builders remember between ticks.
+    pub(super) jobs: JobsMemory,
+}
+
+/// The on-disk shape of [`AlertState`]: JSON maps need string keys.
+#[derive(Serialize, Deserialize)]
+struct StateFile {
+    version: u32,
+    entities: Vec<EntityState>,
+    fail_streaks: BTreeMap<String, u32>,
+    #[serde(default)]
+    jobs: JobsMemory,
+}
+
+const STATE_VERSION: u32 = 1;
+
+impl From<StateFile> for AlertState {
+    fn from(file: StateFile) -> Self {
+        let mut entities: BTreeMap<Kind, HashMap<String, EntityState>> = BTreeMap::new();
+        for e in file.entities {
+            entities
+                .entry(e.kind)
+                .or_default()
+                .insert(e.entity.clone(), e);
+        }
+        Self {
+            entities,
+            fail_streaks: file.fail_streaks,
+            jobs: file.jobs,
+        }
+    }
+}
+
+impl From<AlertState> for StateFile {
+    fn from(state: AlertState) -> Self {
+        // Sorted, so the same state always writes the same file.
+        let mut all: Vec<EntityState> = state
+            .entities
+            .into_values()
+            .flat_map(HashMap::into_values)
+            .collect();
+        all.sort_by(|a, b| (a.kind, &a.entity).cmp(&(b.kind, &b.entity)));
+        Self {
+            version: STATE_VERSION,
+            entities: all,
+            fail_streaks: state.fail_streaks,
+            jobs: state.jobs,
+        }
+    }
+}
+
+/// The entity id of a collector's own failing alert is this prefix and the collector's name.
+pub const COLLECTOR_ENTITY_PREFIX: &str = "collector:";
+
+impl AlertState {
+    /// Every entity, in no particular order.
+    pub fn entities(&self) -> impl Iterator<Item = &EntityState> {
+        self.entities.values().flat_map(HashMap::values)
+    }
+
+    /// Every entity, by kind and then entity id.
+    pub fn entities_sorted(&self) -> Vec<&EntityState> {
+        let mut all: Vec<&EntityState> = self.entities().collect();
+        all.sort_by(|a, b| (a.kind, &a.entity).cmp(&(b.kind, &b.entity)));
+        all
+    }
+
+    pub fn get(&self, kind: Kind, entity: &str) -> Option<&EntityState> {
+        self.entities.get(&kind)?.get(entity)
+    }
+
+    pub(super) fn get_mut(&mut self, kind: Kind, entity: &str) -> Option<&mut EntityState> {
+        self.entities.get_mut(&kind)?.get_mut(entity)
+    }
+
+    pub(super) fn insert(&mut self, known: EntityState) {
+        self.entities
+            .entry(known.kind)
+            .or_default()
+            .insert(known.entity.clone(), known);
+    }
+
+    pub(super) fn remove(&mut self, kind: Kind, entity: &str) -> Option<EntityState> {
+        let of_kind = self.entities.get_mut(&kind)?;
+        let removed = of_kind.remove(entity);
+        if of_kind.is_empty() {
+            self.entities.remove(&kind);
+        }
+        removed
+    }
+
+    /// The ids of the entities of the kinds `collector` produces, sorted.
+    pub(super) fn ids_of(&self, collector: &str) -> Vec<(Kind, String)> {
+        let mut ids: Vec<(Kind, String)> = self
+            .entities
+            .iter()
+            .filter(|(kind, _)| kind.collector() == Some(collector))
+            .flat_map(|(kind, of_kind)| of_kind.keys().map(move |id| (*kind, id.clone())))
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// What the jobs builders remembered on the last tick that saw the job list.
+    pub fn jobs(&self) -> &JobsMemory {
+        &self.jobs
+    }
+
+    pub fn fail_streak(&self, collector: &str) -> u32 {
+        self.fail_streaks.get(collector).copied().unwrap_or(0)
+    }
+
+    /// Forgets the entities and failure streaks of collectors that are not enabled, and returns
+    /// what it forgot. They are no longer watched; that is not a recovery.
+    pub fn retain_enabled(&mut self, enabled: &[&str]) -> Vec<EntityState> {
+        let watched = |kind: Kind, entity: &str| match kind.collector() {
+            Some(collector) => enabled.contains(&collector),
+            None => entity
+                .strip_prefix(COLLECTOR_ENTITY_PREFIX)
+                .is_some_and(|name| enabled.contains(&name)),
+        };
+        let mut dropped: Vec<(Kind, String)> = self
+            .entities()
+            .filter(|e| !watched(e.kind, &e.entity))
+            .map(|e| (e.kind, e.entity.clone()))
+            .collect();
+        dropped.sort_unstable();
+        self.fail_streaks
+            .retain(|name, _| enabled.contains(&name.as_str()));
+        dropped
+            .into_iter()
+            .filter_map(|(kind, entity)| self.remove(kind, &entity))
+            .collect()
+    }
+}

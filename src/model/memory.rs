@@ -1,0 +1,45 @@
+//! What the signal builders remember between ticks, kept with the alert state.
+//!
+//! The jobs builders remember, per job, its host pid and start time, and its pgid and session
+//! only where the job's pid leads them. decide() carries this memory through and returns it in
+//! its outcome, so it is saved in the same write as the alert state it explains.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::Unix;
+
+/// What the watchdog remembers of one job, in its own state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Remembered {
+    pub name: Option<String>,
+    pub pid: Option<u32>,
+    pub host_pid: u32,
+    pub start_ticks: u64,
+    pub started_at: Unix,
+    pub pgid: Option<u32>,
+    pub session: Option<u32>,
+    /// When it ended: its `ended_at`, or the first tick it was seen ended or gone from the list.
+    pub ended_at: Option<Unix>,
+}
+
+/// Remembered jobs, by id.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobsMemory {
+    pub jobs: BTreeMap<String, Remembered>,
+}
+
+impl JobsMemory {
+    /// Whether a leftover watch is open: then every process's `stat` must be read.
+    pub fn has_open_watch(&self) -> bool {
+        self.jobs
+            .values()
+            .any(|r| r.ended_at.is_some() && (r.pgid.is_some() || r.session.is_some()))
+    }
+
+    /// How many ended jobs are still watched for leftovers.
+    pub fn open_watches(&self) -> usize {
+        self.jobs.values().filter(|r| r.ended_at.is_some()).count()
+    }
+}

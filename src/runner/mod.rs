@@ -1,0 +1,370 @@
+//! `watchdog run`: the tick loop.
+//!
+//! Owns the daemon's life: open the state dir, load state and outboxes, start one delivery task
+//! per channel and the sinks (Alertmanager, heartbeat), then every `WATCHDOG_INTERVAL_S` run
+//! one tick: collect ([`schedule`]), derive the signals once, decide, save, enqueue, publish.
+//! On shutdown it abandons an in-flight collection, gives delivery a few seconds, saves state
+//! and returns. It decides nothing itself: decide() does, from what the collectors saw.
+
+mod clock;
+mod publish;
+mod schedule;
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use watchdog_collectors::Collector;
+
+pub use clock::Clock;
+pub use schedule::Scheduler;
+
+use crate::collect;
+use crate::config::{ConfigError, Settings};
+use crate::deliver::{self, Channel};
+use crate::endpoint::{self, View};
+use crate::engine::{self, AlertState, CollectorTick, Reason};
+use crate::event::Event;
+use crate::model::{Alert, Kind, Unix};
+use crate::notify::{self, alertmanager, heartbeat::Heartbeat};
+use crate::report::Report;
+use crate::store::{Store, StoreError};
+
+/// How long delivery may go on after a shutdown signal, inside Docker's 10 s stop grace.
+pub const DELIVERY_GRACE: Duration = Duration::from_secs(2);
+
+/// Why `run` could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    StateDir(#[from] StoreError),
+    #[error("cannot set up the HTTP client: {0}")]
+    Http(String),
+    #[error("WATCHDOG_LISTEN: {0}")]
+    Listen(String),
+}
+
+/// What one tick did.
+#[derive(Debug, Clone)]
+pub struct TickReport {
+    pub at: Unix,
+    /// Each enabled collector's outcome: `Err` with the error when it failed.
+    pub collectors: Vec<(&'static str, Result<(), String>)>,
+    pub alerts: Vec<Alert>,
+    pub decisions: Vec<(Kind, String, Reason)>,
+}
+
+/// The daemon between ticks.
+pub struct Daemon {
+    settings: Settings,
+    scheduler: Scheduler,
+    state: AlertState,
+    store: Store,
+    channels: Vec<Arc<Channel>>,
+    alertmanager: Option<alertmanager::Sink>,
+    heartbeat: Option<Heartbeat>,
+    clock: Clock,
+    view: Arc<View>,
+    jobs_read_all: Option<Arc<AtomicBool>>,
+    /// Bound at construction, so a taken port stops `run` at start; served by [`serve`].
+    listener: Option<std::net::TcpListener>,
+}
+
+impl Daemon {
+    /// Opens the state dir, loads state and outboxes and builds collectors and channels.
+    ///
+    /// # Errors
+    /// A channel that cannot be set up, a state dir that cannot be written, a taken port.
+    pub fn new(settings: Settings, clock: Clock) -> Result<Self, RunError> {
+        let built = collect::build(&settings);
+        let mut daemon = Self::with_collectors(settings, clock, built.collectors)?;
+        daemon.jobs_read_all = built.jobs_read_all;
+        daemon.update_jobs_switch();
+        Ok(daemon)
+    }
+
+    /// As [`Daemon::new`], with the collectors given rather than built from the settings.
+    ///
+    /// # Errors
+    /// As [`Daemon::new`].
+    pub fn with_collectors(
+        settings: Settings,
+        clock: Clock,
+        collectors: Vec<Arc<dyn Collector>>,
+    ) -> Result<Self, RunError> {
+        let store = Store::open(&settings.runner.state_dir)?;
+        let mut state = store.load_state();
+        let scheduler = Scheduler::new(collectors, settings.runner.collect_timeout);
+        for dropped in state.retain_enabled(&scheduler.names()) {
+            tracing::info!(
+                kind = dropped.kind.as_str(),
+                entity = %dropped.entity,
+                "no longer watched: its collector is off; forgotten without a recovery"
+            );
+        }
+        let listener = match settings.listen {
+            Some(addr) => Some(
+                std::net::TcpListener::bind(addr)
+                    .and_then(|l| l.set_nonblocking(true).map(|()| l))
+                    .map_err(|e| RunError::Listen(format!("cannot listen on {addr}: {e}")))?,
+            ),
+            None => None,
+        };
+        let view = Arc::new(View::new(
+            settings.runner.interval,
+            settings.rules.collector_fail_ticks,
+        ));
+        let delivery = &settings.delivery;
+        let client = notify::http_client(delivery.ca_file.as_deref()).map_err(RunError::Http)?;
+        let built = notify::Channels::build(&delivery.channels, &client).map_err(RunError::Http)?;
+        let channels = built
+            .events
+            .into_iter()
+            .map(|notifier| {
+                Arc::new(Channel::new(
+                    notifier,
+                    store.clone(),
+                    delivery.outbox_max,
+                    Arc::clone(&view),
+                ))
+            })
+            .collect();
+        let alertmanager = built.alertmanager.map(|(client, urls)| {
+            let feed = alertmanager::Feed::new(
+                settings.host.clone(),
+                settings.lang,
+                clock.now(),
+                delivery.alertmanager_hold_s,
+            );
+            alertmanager::Sink::new(client, urls, feed)
+        });
+        let heartbeat = built
+            .heartbeat
+            .map(|(client, url)| Heartbeat::new(client, url));
+        Ok(Self {
+            settings,
+            scheduler,
+            state,
+            store,
+            channels,
+            alertmanager,
+            heartbeat,
+            clock,
+            view,
+            jobs_read_all: None,
+            listener,
+        })
+    }
+
+    pub fn state(&self) -> &AlertState {
+        &self.state
+    }
+
+    pub fn channels(&self) -> &[Arc<Channel>] {
+        &self.channels
+    }
+
+    /// What the HTTP endpoint shows.
+    pub fn view(&self) -> Arc<View> {
+        Arc::clone(&self.view)
+    }
+
+    /// Tells the jobs collector whether to read every process: while a leftover watch is open.
+    fn update_jobs_switch(&self) {
+        if let Some(read_all) = &self.jobs_read_all {
+            read_all.store(self.state.jobs().has_open_watch(), Ordering::Relaxed);
+        }
+    }
+
+    /// Runs one tick: collect, derive, decide, save, enqueue, publish.
+    pub async fn tick(&mut self) -> TickReport {
+        let tick_started = Instant::now();
+        let outcomes = self.scheduler.collect().await;
+        let at = self.clock.now();
+        let (report, ticks) = self.derive(&outcomes, at);
+        let summary: Vec<(&'static str, Result<(), String>)> = outcomes
+            .iter()
+            .map(|(o, _)| match &o.result {
+                Some(Err(error)) => (o.name, Err(error.to_string())),
+                _ => (o.name, Ok(())),
+            })
+            .collect();
+        let all_ok = summary.iter().all(|(_, r)| r.is_ok());
+        let outcome = engine::decide(
+            std::mem::take(&mut self.state),
+            ticks,
+            at,
+            &self.settings.rules,
+        );
+        self.state = outcome.state;
+        self.save_state();
+        self.update_jobs_switch();
+        log_decisions(&outcome.decisions, &summary, &self.state);
+        let events: Vec<Event> = outcome
+            .alerts
+            .iter()
+            .map(|alert| Event::render(alert, &self.settings.host, self.settings.lang))
+            .collect();
+        for channel in &self.channels {
+            channel.enqueue(&events);
+        }
+        if let Some(am) = &mut self.alertmanager {
+            am.publish(&self.state, &outcome.alerts, at);
+        }
+        if let (Some(heartbeat), true) = (&mut self.heartbeat, all_ok) {
+            heartbeat.beat();
+        }
+        self.publish(&outcomes, report, all_ok, at, tick_started.elapsed());
+        tracing::debug!(at, alerts = events.len(), "tick done");
+        TickReport {
+            at,
+            collectors: summary,
+            alerts: outcome.alerts,
+            decisions: outcome.decisions,
+        }
+    }
+
+    /// Derives each observation's signals once: a copy for the report, the rest for decide().
+    fn derive(
+        &self,
+        outcomes: &[(collect::Outcome, Duration)],
+        at: Unix,
+    ) -> (Report, Vec<(&'static str, CollectorTick)>) {
+        let mut signals = Vec::new();
+        let mut ticks = Vec::new();
+        for (outcome, _) in outcomes {
+            match &outcome.result {
+                None => {}
+                Some(Ok(observation)) => {
+                    let derived =
+                        collect::derive(observation, &self.settings, self.state.jobs(), at);
+                    signals.extend(derived.signals.iter().cloned());
+                    ticks.push((outcome.name, derived.into_tick()));
+                }
+                Some(Err(error)) => ticks.push((
+                    outcome.name,
+                    CollectorTick::Failed {
+                        error: error.clone(),
+                    },
+                )),
+            }
+        }
+        let report = Report::new(&schedule::all_known(outcomes), signals);
+        (report, ticks)
+    }
+
+    pub fn save_state(&self) {
+        if let Err(e) = self.store.save_state(&self.state) {
+            tracing::error!(dir = %self.store.dir().display(), error = %e, "cannot save alert state");
+        }
+    }
+}
+
+fn log_decisions(
+    decisions: &[(Kind, String, Reason)],
+    summary: &[(&'static str, Result<(), String>)],
+    state: &AlertState,
+) {
+    for (kind, entity, reason) in decisions {
+        if *reason == Reason::Forgotten {
+            tracing::info!(kind = kind.as_str(), entity = %entity, "no longer watched: forgotten without a recovery");
+        } else {
+            tracing::debug!(kind = kind.as_str(), entity = %entity, reason = ?reason, "decided");
+        }
+    }
+    for (name, result) in summary {
+        if let Err(error) = result {
+            let streak = state.fail_streak(name);
+            tracing::warn!(
+                collector = name,
+                failed_ticks = streak,
+                "collection failed: {error}"
+            );
+        }
+    }
+}
+
+/// Runs the daemon until `shutdown` completes.
+///
+/// # Errors
+/// When it cannot start (see [`Daemon::new`]); once running, nothing stops it but `shutdown`.
+pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
+    if settings.proc.is_some() {
+        if let Some(warning) = crate::hostns::warning(&settings.runner.proc_root) {
+            tracing::warn!("{warning}");
+        }
+    }
+    let daemon = Daemon::new(settings, Clock::starting_now())?;
+    serve(daemon, shutdown).await;
+    Ok(())
+}
+
+/// Ticks `daemon` every interval, with a delivery task per channel, until `shutdown`; then
+/// gives delivery [`DELIVERY_GRACE`] and saves state.
+pub async fn serve(mut daemon: Daemon, shutdown: impl Future<Output = ()>) {
+    let interval = daemon.settings.runner.interval;
+    tracing::info!(
+        host = %daemon.settings.host,
+        collectors = ?daemon.scheduler.names(),
+        channels = ?daemon.settings.delivery.channels.targets().iter().map(|(name, _)| *name).collect::<Vec<_>>(),
+        state_dir = %daemon.store.dir().display(),
+        interval_s = interval.as_secs(),
+        "watchdog running"
+    );
+    let retry_max = daemon.settings.delivery.retry_max;
+    let mut tasks: Vec<JoinHandle<()>> = daemon
+        .channels
+        .iter()
+        .map(|channel| tokio::spawn(deliver::run(Arc::clone(channel), retry_max)))
+        .collect();
+    if let Some(listener) = daemon.listener.take() {
+        match tokio::net::TcpListener::from_std(listener) {
+            Ok(listener) => {
+                if let Ok(addr) = listener.local_addr() {
+                    tracing::info!(%addr, "serving /metrics, /healthz, /readyz and /status");
+                }
+                tasks.push(tokio::spawn(endpoint::serve(listener, daemon.view())));
+            }
+            Err(e) => tracing::error!("cannot serve the HTTP endpoint: {e}"),
+        }
+    }
+    if let Some(am) = &daemon.alertmanager {
+        tasks.extend(am.spawn());
+    }
+
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            _ = ticker.tick() => {
+                tokio::select! {
+                    // Dropping the tick abandons its collection: the state is left as it was.
+                    () = &mut shutdown => break,
+                    _ = daemon.tick() => {}
+                }
+            }
+        }
+    }
+
+    tracing::info!("shutting down");
+    for channel in &daemon.channels {
+        if !channel.drain(DELIVERY_GRACE).await {
+            tracing::warn!(
+                channel = channel.name(),
+                undelivered = channel.depth(),
+                "undelivered events stay in the outbox for the next start"
+            );
+        }
+    }
+    for task in tasks {
+        task.abort();
+    }
+    daemon.save_state();
+}
