@@ -116,7 +116,14 @@ for family in text_string_to_metric_families(sys.stdin.read()):
 
 /// Every sample, as the strict OpenMetrics parser reads it: (family, type, sample, labels, value).
 fn parse_openmetrics(text: &str) -> Vec<(String, String, String, String, f64)> {
-    let mut child = Command::new("python3")
+    // Debian's own Python, where Debian's python3-prometheus-client installs the parser; a
+    // python3 earlier on PATH (pyenv, a venv) would not see it.
+    let python = if std::path::Path::new("/usr/bin/python3").exists() {
+        "/usr/bin/python3"
+    } else {
+        "python3"
+    };
+    let mut child = Command::new(python)
         .args(["-c", PARSE])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -132,7 +139,7 @@ fn parse_openmetrics(text: &str) -> Vec<(String, String, String, String, f64)> {
     let output = child.wait_with_output().unwrap();
     assert!(
         output.status.success(),
-        "not valid OpenMetrics (pip install prometheus-client; .ci/run does): {}",
+        "not valid OpenMetrics (apt-get install python3-prometheus-client; .ci/run does): {}",
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8(output.stdout)
