@@ -8,6 +8,7 @@
 //! - [`proc`]: the `proc` collector, a read-only scan of a /proc tree for matching processes.
 //! - [`jobs`]: the `jobs` collector, the orchestrator's job list (HTTP or SQLite) and the /proc
 //!   facts of its pids.
+//! - [`psi`]: the pure parser of the kernel's PSI files.
 //! - [`mask`]: masking of secrets in command lines, applied before anything leaves a collector.
 //! - [`pattern`]: the pattern language of `WATCHDOG_PROC_PATTERNS` and `WATCHDOG_PROC_EXCLUDE`.
 //!
@@ -18,6 +19,7 @@ pub mod jobs;
 pub mod mask;
 pub mod pattern;
 pub mod proc;
+pub mod psi;
 
 use std::io;
 use std::path::PathBuf;
