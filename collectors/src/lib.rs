@@ -8,6 +8,8 @@
 //! - [`proc`]: the `proc` collector, a read-only scan of a /proc tree for matching processes.
 //! - [`jobs`]: the `jobs` collector, the orchestrator's job list (HTTP or SQLite) and the /proc
 //!   facts of its pids.
+//! - [`pressure`]: the `pressure` collector, the host's stall pressure (PSI, or the load average
+//!   where PSI is absent) and, only while a resource is under pressure, its top CPU consumers.
 //! - [`psi`]: the pure parser of the kernel's PSI files.
 //! - [`cgroup`]: which container, pod or unit a process lives in, from its `cgroup` file.
 //! - [`mask`]: masking of secrets in command lines, applied before anything leaves a collector.
@@ -20,6 +22,7 @@ pub mod cgroup;
 pub mod jobs;
 pub mod mask;
 pub mod pattern;
+pub mod pressure;
 pub mod proc;
 pub mod psi;
 
@@ -44,6 +47,9 @@ pub trait Collector: Send + Sync {
 pub enum Observation {
     Proc(proc::ProcScan),
     Jobs(jobs::JobsScan),
+    /// Off until the root crate matches it: see the `pressure` feature in Cargo.toml.
+    #[cfg(feature = "pressure")]
+    Pressure(pressure::PressureScan),
 }
 
 /// Why a collector could not look. Each variant names the path it concerns.
@@ -64,6 +70,9 @@ pub enum CollectError {
     Io { path: PathBuf, source: io::Error },
     #[error("{path}: malformed: {reason}")]
     Malformed { path: PathBuf, reason: String },
+    /// Neither a source nor its fallback exists (`pressure/cpu` and `loadavg`).
+    #[error("neither {path} nor {fallback} exists")]
+    NoSource { path: PathBuf, fallback: PathBuf },
     /// A source other than a file: the job list (named without its secrets).
     #[error("{source_name}: {reason}")]
     Source { source_name: String, reason: String },
