@@ -299,9 +299,9 @@ impl Config {
                 let shown = match declared.check.shown() {
                     _ if value.is_empty() => value,
                     Shown::Never => "***".to_string(),
-                    Shown::Origin => value
-                        .split(',')
-                        .map(|u| mask_url(u.trim()))
+                    Shown::Origin => crate::model::comma_list(&value)
+                        .iter()
+                        .map(|u| mask_url(u))
                         .collect::<Vec<_>>()
                         .join(","),
                     Shown::AsIs => value,
@@ -321,10 +321,8 @@ fn check(declared: &Var, value: &str) -> Result<(), ConfigError> {
         Check::Bool => matches!(value, "true" | "false"),
         Check::OneOf(words) => words.contains(&value),
         Check::Url => http_url(value).is_some(),
-        Check::UrlList => value
-            .split(',')
-            .map(str::trim)
-            .filter(|u| !u.is_empty())
+        Check::UrlList => crate::model::comma_list(value)
+            .iter()
             .all(|u| http_url(u).is_some()),
         Check::Text { .. } | Check::Secret { .. } => true,
     };
