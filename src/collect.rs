@@ -6,13 +6,11 @@
 //! remember. It runs collectors in the calling thread; the daemon's tick loop moves them off
 //! the async threads.
 
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 use std::time::Duration;
 
 use watchdog_collectors::jobs::{JobsCollector, JobsConfig, Source};
 use watchdog_collectors::proc::{ProcCollector, ProcConfig};
-use watchdog_collectors::{Collector, Observation};
+use watchdog_collectors::{CollectRequest, Collector, Observation};
 
 use crate::config::{Config, ConfigError};
 use crate::engine::{CollectorTick, Unix};
@@ -22,11 +20,9 @@ use crate::signals::{self, proc::ProcRules, Signal};
 /// Every collector watchdog knows, in the fixed order of reports.
 pub const KNOWN: &[&str] = &["proc", "jobs"];
 
-/// The enabled collectors, and the jobs collector's switch for reading every process.
+/// The enabled collectors.
 pub struct Built {
     pub collectors: Vec<Box<dyn Collector>>,
-    /// Set while a leftover watch is open; `None` without the jobs collector.
-    pub jobs_read_all: Option<Arc<AtomicBool>>,
 }
 
 /// Builds the enabled collectors.
@@ -36,7 +32,6 @@ pub struct Built {
 pub fn build(config: &Config) -> Result<Built, ConfigError> {
     let mut built = Built {
         collectors: Vec::new(),
-        jobs_read_all: None,
     };
     for &name in KNOWN {
         match name {
@@ -66,7 +61,6 @@ pub fn build(config: &Config) -> Result<Built, ConfigError> {
                         query: config.jobs_query.clone(),
                     }
                 };
-                let read_all = Arc::new(AtomicBool::new(false));
                 built
                     .collectors
                     .push(Box::new(JobsCollector::new(JobsConfig {
@@ -74,9 +68,7 @@ pub fn build(config: &Config) -> Result<Built, ConfigError> {
                         root: config.proc_root.clone(),
                         pid_ns: config.jobs_pid_ns_patterns()?,
                         ticks_per_second: watchdog_collectors::proc::ticks_per_second(),
-                        read_all: Arc::clone(&read_all),
                     })));
-                built.jobs_read_all = Some(read_all);
             }
             _ => {}
         }
@@ -94,7 +86,7 @@ pub struct Outcome {
 }
 
 /// Runs every enabled collector once, in order, and reports every known one.
-pub fn collect_all(collectors: &[Box<dyn Collector>]) -> Vec<Outcome> {
+pub fn collect_all(collectors: &[Box<dyn Collector>], request: &CollectRequest) -> Vec<Outcome> {
     KNOWN
         .iter()
         .map(|&name| Outcome {
@@ -102,7 +94,7 @@ pub fn collect_all(collectors: &[Box<dyn Collector>]) -> Vec<Outcome> {
             result: collectors
                 .iter()
                 .find(|c| c.name() == name)
-                .map(|c| c.collect().map_err(|e| e.to_string())),
+                .map(|c| c.collect(request).map_err(|e| e.to_string())),
         })
         .collect()
 }

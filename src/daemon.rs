@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use watchdog_collectors::{CollectError, Collector, Observation};
+use watchdog_collectors::{CollectError, CollectRequest, Collector, Observation};
 
 use crate::collect;
 use crate::config::mask_url;
@@ -101,7 +101,6 @@ pub struct Daemon {
     heartbeat: Option<Heartbeat>,
     clock: Clock,
     view: Arc<View>,
-    jobs_read_all: Option<Arc<std::sync::atomic::AtomicBool>>,
     /// Bound at construction, so a taken port stops `run` at start; served by [`serve`].
     listener: Option<std::net::TcpListener>,
 }
@@ -145,19 +144,14 @@ impl Daemon {
     pub fn new(config: Config, clock: Clock) -> Result<Self, RunError> {
         let built = collect::build(&config)?;
         let collectors = built.collectors.into_iter().map(Arc::from).collect();
-        let mut daemon = Self::with_collectors(config, clock, collectors)?;
-        daemon.jobs_read_all = built.jobs_read_all;
-        daemon.update_jobs_switch();
-        Ok(daemon)
+        Self::with_collectors(config, clock, collectors)
     }
 
-    /// Tells the jobs collector whether to read every process: while a leftover watch is open.
-    fn update_jobs_switch(&self) {
-        if let Some(read_all) = &self.jobs_read_all {
-            read_all.store(
-                self.state.jobs().has_open_watch(),
-                std::sync::atomic::Ordering::Relaxed,
-            );
+    /// What this tick asks of the collectors: every process's `stat` while a leftover watch
+    /// is open.
+    fn collect_request(&self) -> CollectRequest {
+        CollectRequest {
+            all_processes: self.state.jobs().has_open_watch(),
         }
     }
 
@@ -221,7 +215,6 @@ impl Daemon {
         });
         Ok(Self {
             view,
-            jobs_read_all: None,
             listener,
             alertmanager,
             heartbeat,
@@ -336,7 +329,6 @@ impl Daemon {
         }
         self.state = outcome.state;
         self.save_state();
-        self.update_jobs_switch();
         self.publish(&outcomes, report, all_ok, at, tick_started.elapsed());
         tracing::debug!(at, alerts = events.len(), "tick done");
         TickReport {
@@ -455,11 +447,13 @@ impl Daemon {
         let limit = Duration::from_secs(self.config.collect_timeout_s);
         let started = Instant::now();
         let deadline = started + limit;
+        let request = self.collect_request();
         for collector in &self.collectors {
             let name = collector.name();
             if !self.in_flight.contains_key(name) {
                 let collector = Arc::clone(collector);
-                let handle = tokio::task::spawn_blocking(move || collector.collect());
+                let request = request.clone();
+                let handle = tokio::task::spawn_blocking(move || collector.collect(&request));
                 self.in_flight.insert(
                     name,
                     InFlight {

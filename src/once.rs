@@ -303,7 +303,9 @@ pub fn main(config: &Config, json: bool, check: bool) -> ExitCode {
             "no collector is enabled; set WATCHDOG_PROC_ENABLED=true or WATCHDOG_JOBS_ENABLED=true"
         );
     }
-    let outcomes = collect::collect_all(&collectors);
+    // One pass with no alert state: no leftover watch is open.
+    let outcomes =
+        collect::collect_all(&collectors, &watchdog_collectors::CollectRequest::default());
     let memory = JobsMemory::default();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
