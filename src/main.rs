@@ -123,7 +123,12 @@ fn run(config: Config) -> ExitCode {
         Ok(runtime) => runtime,
         Err(code) => return code,
     };
-    let result = runtime.block_on(watchdog::daemon::run(config, shutdown_signal()));
+    // The handlers go in before the daemon logs that it runs: a TERM right after is not lost.
+    let shutdown = {
+        let _entered = runtime.enter();
+        shutdown_signal()
+    };
+    let result = runtime.block_on(watchdog::daemon::run(config, shutdown));
     // A collector thread stuck in a read of a hung process must not hold the exit.
     runtime.shutdown_timeout(RUNTIME_SHUTDOWN);
     match result {
@@ -136,18 +141,22 @@ fn run(config: Config) -> ExitCode {
     }
 }
 
-/// Completes on the first SIGTERM or SIGINT.
-async fn shutdown_signal() {
+/// Installs the SIGTERM and SIGINT handlers now (inside a runtime); the future completes on
+/// the first of them.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
+    let handlers = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
-    ) else {
-        // Without handlers the default action (exit) applies; wait forever here.
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM"),
-        _ = int.recv() => tracing::info!("SIGINT"),
+    );
+    async move {
+        let (Ok(mut term), Ok(mut int)) = handlers else {
+            // Without handlers the default action (exit) applies; wait forever here.
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM"),
+            _ = int.recv() => tracing::info!("SIGINT"),
+        }
     }
 }
