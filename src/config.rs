@@ -93,6 +93,9 @@ pub struct Config {
     pub heartbeat_url: String,
     /// Extra PEM certificates every HTTP client trusts. Empty: the system's only.
     pub ca_file: String,
+    /// The certificates of `ca_file`, read once by validation; empty without one.
+    #[serde(skip)]
+    pub ca_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
     /// Where `/metrics`, `/healthz`, `/readyz` and `/status` are served; `off` for nowhere.
     pub listen: String,
     pub jobs_enabled: bool,
@@ -149,6 +152,7 @@ impl Default for Config {
             alertmanager_hold_s: 600,
             heartbeat_url: String::new(),
             ca_file: String::new(),
+            ca_roots: Vec::new(),
             listen: DEFAULT_LISTEN.into(),
             jobs_enabled: false,
             jobs_url: String::new(),
@@ -362,7 +366,7 @@ impl Config {
                 set.insert(key, value);
             }
         }
-        let config: Config = envy::from_iter(set.clone()).map_err(|e| {
+        let mut config: Config = envy::from_iter(set.clone()).map_err(|e| {
             // Most envy errors name the key; some (an unknown enum variant) do not, and then
             // the culprit is the variable that fails on its own.
             let key = envy_key(&e)
@@ -382,7 +386,7 @@ impl Config {
     }
 
     /// Checks what the types alone cannot.
-    fn validate(&self) -> Result<(), ConfigError> {
+    fn validate(&mut self) -> Result<(), ConfigError> {
         let at_least_one = [
             ("interval_s", self.interval_s),
             ("collect_timeout_s", self.collect_timeout_s),
@@ -451,11 +455,14 @@ impl Config {
             return Err(Self::invalid("listen", Some(&self.listen)));
         }
         if !self.ca_file.is_empty() {
-            if let Err(e) = crate::notify::read_ca_file(Path::new(&self.ca_file)) {
-                return Err(ConfigError {
-                    expected: format!("a readable file of PEM certificates ({e})"),
-                    ..Self::invalid("ca_file", Some(&self.ca_file))
-                });
+            match crate::tls::load_ca_file(Path::new(&self.ca_file)) {
+                Ok(roots) => self.ca_roots = roots,
+                Err(e) => {
+                    return Err(ConfigError {
+                        expected: format!("a readable file of PEM certificates ({e})"),
+                        ..Self::invalid("ca_file", Some(&self.ca_file))
+                    })
+                }
             }
         }
         if !self.webhook_secret.is_empty() && self.webhook_key().is_none() {

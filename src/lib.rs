@@ -20,6 +20,7 @@
 //! - [`once`]: `watchdog once`, one pass shown as a table or JSON, and `--check`.
 //! - [`test_alert`]: `watchdog test-alert`, one test event to every channel.
 //! - [`hostns`]: the start-up check that the watchdog sees the host's pid namespace.
+//! - [`tls`]: the CA file and the one rustls client config every outbound client shares.
 
 pub mod check_config;
 pub mod collect;
@@ -37,6 +38,7 @@ pub mod signals;
 pub mod store;
 pub mod test_alert;
 pub mod text;
+pub mod tls;
 
 /// The exit status for a configuration that cannot be used.
 pub const EXIT_BAD_CONFIG: u8 = 2;
