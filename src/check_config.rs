@@ -2,7 +2,8 @@
 //!
 //! Prints what the daemon would run with and fails (status 2) on anything `run` would refuse,
 //! and on unknown `WATCHDOG_*` variables, which elsewhere are only a warning. It opens nothing
-//! but what the pid-namespace check reads, and only with the proc collector on.
+//! but `WATCHDOG_CA_FILE`, the system's roots when the jobs source is HTTP (as `run` would),
+//! and what the pid-namespace check reads, only with the proc collector on.
 
 use crate::config::Config;
 use crate::EXIT_BAD_CONFIG;
@@ -25,7 +26,8 @@ pub fn main(config: &Config, unknown: usize) -> u8 {
     for (name, target) in channels {
         println!("channel {name}: {target}");
     }
-    if let Err(error) = crate::collect::build(config) {
+    let tls = crate::tls::SharedConfig::new(config.ca_roots.clone());
+    if let Err(error) = crate::collect::build(config, &tls) {
         eprintln!("watchdog: {error}");
         return EXIT_BAD_CONFIG;
     }

@@ -12,10 +12,11 @@ use watchdog_collectors::jobs::{JobsCollector, JobsConfig, Source};
 use watchdog_collectors::proc::{ProcCollector, ProcConfig};
 use watchdog_collectors::{CollectRequest, Collector, Observation};
 
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, PREFIX};
 use crate::engine::{CollectorTick, Unix};
 use crate::signals::jobs::{JobsMemory, JobsRules};
 use crate::signals::{self, proc::ProcRules, Signal};
+use crate::tls::SharedConfig;
 
 /// Every collector watchdog knows, in the fixed order of reports.
 pub const KNOWN: &[&str] = &["proc", "jobs"];
@@ -25,11 +26,12 @@ pub struct Built {
     pub collectors: Vec<Box<dyn Collector>>,
 }
 
-/// Builds the enabled collectors.
+/// Builds the enabled collectors; the jobs HTTP source gets the shared TLS config.
 ///
 /// # Errors
-/// A setting of an enabled collector that does not validate.
-pub fn build(config: &Config) -> Result<Built, ConfigError> {
+/// A setting of an enabled collector that does not validate; no TLS config for the jobs HTTP
+/// source (no root to trust at all), which names `WATCHDOG_CA_FILE`.
+pub fn build(config: &Config, tls: &SharedConfig) -> Result<Built, ConfigError> {
     let mut built = Built {
         collectors: Vec::new(),
     };
@@ -51,9 +53,11 @@ pub fn build(config: &Config) -> Result<Built, ConfigError> {
                         url: config.jobs_url.clone(),
                         token: (!config.jobs_token.is_empty()).then(|| config.jobs_token.clone()),
                         timeout: Duration::from_secs(config.collect_timeout_s),
-                        ca_pem: (!config.ca_file.is_empty())
-                            .then(|| std::fs::read(&config.ca_file).ok())
-                            .flatten(),
+                        tls: tls.get().map_err(|e| ConfigError {
+                            var: format!("{PREFIX}CA_FILE"),
+                            value: None,
+                            expected: format!("roots to trust for WATCHDOG_JOBS_URL ({e})"),
+                        })?,
                     }
                 } else {
                     Source::Sqlite {

@@ -32,6 +32,7 @@ use crate::notify;
 use crate::notify::alertmanager::{self, AlertmanagerClient, AmAlert, Feed};
 use crate::signals::Kind;
 use crate::store::{Store, StoreError};
+use crate::tls::SharedConfig;
 
 /// How long delivery may go on after a shutdown signal, inside Docker's 10 s stop grace.
 pub const DELIVERY_GRACE: Duration = Duration::from_secs(2);
@@ -142,9 +143,11 @@ impl Daemon {
     /// A collector or channel setting that does not validate, or a state dir that cannot be
     /// written.
     pub fn new(config: Config, clock: Clock) -> Result<Self, RunError> {
-        let built = collect::build(&config)?;
+        // One TLS config for the jobs source and every channel, built when the first asks.
+        let tls = SharedConfig::new(config.ca_roots.clone());
+        let built = collect::build(&config, &tls)?;
         let collectors = built.collectors.into_iter().map(Arc::from).collect();
-        Self::with_collectors(config, clock, collectors)
+        Self::with_parts(config, clock, collectors, &tls)
     }
 
     /// What this tick asks of the collectors: every process's `stat` while a leftover watch
@@ -163,6 +166,16 @@ impl Daemon {
         config: Config,
         clock: Clock,
         collectors: Vec<Arc<dyn Collector>>,
+    ) -> Result<Self, RunError> {
+        let tls = SharedConfig::new(config.ca_roots.clone());
+        Self::with_parts(config, clock, collectors, &tls)
+    }
+
+    fn with_parts(
+        config: Config,
+        clock: Clock,
+        collectors: Vec<Arc<dyn Collector>>,
+        tls: &SharedConfig,
     ) -> Result<Self, RunError> {
         let store = Store::open(&config.state_dir)?;
         let mut state = store.load_state();
@@ -183,7 +196,7 @@ impl Daemon {
             None => None,
         };
         let view = Arc::new(View::new(config.interval(), config.collector_fail_ticks));
-        let built = notify::Channels::build(&config).map_err(RunError::Http)?;
+        let built = notify::Channels::build(&config, tls).map_err(RunError::Http)?;
         let channels = built
             .events
             .into_iter()

@@ -201,8 +201,18 @@ pub async fn healthcheck(config: &crate::config::Config, ready: bool) -> u8 {
         });
     }
     let path = if ready { "readyz" } else { "healthz" };
+    // Plain http to loopback, but reqwest has no crypto provider of its own: it needs the TLS
+    // config every client shares.
+    let tls = match crate::tls::client_config(config.ca_roots.clone()) {
+        Ok(tls) => tls,
+        Err(e) => {
+            eprintln!("watchdog: {e}");
+            return 1;
+        }
+    };
     let client = match reqwest::Client::builder()
         .timeout(Duration::from_secs(3))
+        .tls_backend_preconfigured(rustls::ClientConfig::clone(&tls))
         .build()
     {
         Ok(client) => client,

@@ -291,7 +291,8 @@ fn render(rows: &[Vec<String>]) -> String {
 
 /// Runs `watchdog once`.
 pub fn main(config: &Config, json: bool, check: bool) -> ExitCode {
-    let collectors = match collect::build(config) {
+    let tls = crate::tls::SharedConfig::new(config.ca_roots.clone());
+    let collectors = match collect::build(config, &tls) {
         Ok(built) => built.collectors,
         Err(error) => {
             eprintln!("watchdog: {error}");

@@ -27,7 +27,8 @@ pub struct Outcome {
 /// # Errors
 /// The channels cannot be built (the HTTP client cannot be set up).
 pub async fn send_all(config: &Config) -> Result<Vec<Outcome>, String> {
-    let channels = Channels::build(config)?;
+    let tls = crate::tls::SharedConfig::new(config.ca_roots.clone());
+    let channels = Channels::build(config, &tls)?;
     let host = resolve_host(config);
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)

@@ -1,7 +1,9 @@
-//! `WATCHDOG_CA_FILE`: a private CA made here with openssl signs the certificate of an HTTPS
-//! receiver on 127.0.0.1 (Python's http.server with ssl); watchdog trusts it only with the CA
-//! file. A CA file that is not a regular file of PEM certificates of at most 1 MiB exits 2
-//! naming the variable. Every child runs under a deadline.
+//! `WATCHDOG_CA_FILE` and the one TLS stack: a private CA made here with openssl signs the
+//! certificate of an HTTPS server on 127.0.0.1 (Python's http.server with ssl), which takes
+//! webhook POSTs and answers the job list to a GET. watchdog trusts that CA through the CA file
+//! or through the system's trust path (`SSL_CERT_FILE`), for a channel and for the jobs source
+//! alike, and refuses it otherwise. A CA file that is not a regular file of PEM certificates of
+//! at most 1 MiB exits 2 naming the variable. Every child runs under a deadline.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -88,6 +90,13 @@ class Hook(http.server.BaseHTTPRequestHandler):
         self.rfile.read(int(self.headers.get("content-length", 0)))
         self.send_response(200)
         self.end_headers()
+    def do_GET(self):
+        body = b'[{"id": "j-1", "state": "done", "started_at": 1, "ended_at": 2}]'
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
     def log_message(self, *args):
         pass
 server = http.server.HTTPServer(("127.0.0.1", 0), Hook)
@@ -202,6 +211,92 @@ fn a_private_ca_is_trusted_only_through_the_ca_file() {
     let (code, stdout) = test_alert(&url, Some(&dir.path().join("ca.pem")));
     assert_eq!(code, Some(0), "trusted through WATCHDOG_CA_FILE: {stdout}");
     assert!(stdout.trim_end().ends_with(" ok"), "{stdout}");
+}
+
+fn fixture(scenario: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/proc")
+        .join(scenario)
+        .display()
+        .to_string()
+}
+
+/// `once --json --check` with the jobs collector on the HTTPS job list and `extra` set.
+fn once_jobs(url: &str, extra: &[(&str, &str)]) -> (Option<i32>, serde_json::Value) {
+    let root = fixture("orphaned_pytest");
+    let mut vars = vec![
+        ("WATCHDOG_JOBS_ENABLED", "true"),
+        ("WATCHDOG_JOBS_URL", url),
+        ("WATCHDOG_PROC_ROOT", root.as_str()),
+    ];
+    vars.extend_from_slice(extra);
+    let (code, stdout, stderr) = watchdog(&["once", "--json", "--check"], &vars);
+    let report = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("once --json prints JSON ({e}): {stdout} {stderr}"));
+    (code, report)
+}
+
+#[test]
+fn the_jobs_source_trusts_a_private_ca_through_the_ca_file_or_the_system_path() {
+    let dir = tempfile::tempdir().unwrap();
+    make_certs(dir.path());
+    let (_server, port) = start_https(dir.path());
+    let url = format!("https://127.0.0.1:{port}/api/jobs?token=t0k");
+    let ca = dir.path().join("ca.pem").display().to_string();
+
+    for (how, extra) in [
+        ("WATCHDOG_CA_FILE", [("WATCHDOG_CA_FILE", ca.as_str())]),
+        ("SSL_CERT_FILE", [("SSL_CERT_FILE", ca.as_str())]),
+    ] {
+        let (code, report) = once_jobs(&url, &extra);
+        let jobs = &report["collectors"][1];
+        assert_eq!(jobs["name"], "jobs", "{how}: {report}");
+        assert_eq!(jobs["ok"], true, "trusted through {how}: {report}");
+        assert_eq!(
+            jobs["observed"], 1,
+            "{how}: the job list was read: {report}"
+        );
+        assert_eq!(code, Some(0), "{how}: {report}");
+    }
+
+    // The channels trust the system path the same way.
+    let (code, stdout, _) = watchdog(
+        &["test-alert"],
+        &[
+            (
+                "WATCHDOG_WEBHOOK_URL",
+                &format!("https://127.0.0.1:{port}/hook"),
+            ),
+            ("SSL_CERT_FILE", &ca),
+        ],
+    );
+    assert_eq!(
+        code,
+        Some(0),
+        "a webhook trusted through SSL_CERT_FILE: {stdout}"
+    );
+}
+
+#[test]
+fn without_the_private_ca_the_jobs_source_fails_with_a_tls_error() {
+    let dir = tempfile::tempdir().unwrap();
+    make_certs(dir.path());
+    let (_server, port) = start_https(dir.path());
+    let url = format!("https://127.0.0.1:{port}/api/jobs?token=t0k");
+    let (code, report) = once_jobs(&url, &[]);
+    assert_eq!(code, Some(3), "a collector failed: {report}");
+    let jobs = &report["collectors"][1];
+    assert_eq!(jobs["ok"], false, "{report}");
+    let error = jobs["error"].as_str().unwrap();
+    assert!(
+        error.starts_with(&format!("job list https://127.0.0.1:{port}: TLS failed")),
+        "{error}"
+    );
+    assert!(error.contains("UnknownIssuer"), "{error}");
+    assert!(
+        !error.contains("t0k") && !error.contains("/api/jobs"),
+        "{error}"
+    );
 }
 
 /// `check-config` with only `WATCHDOG_CA_FILE` set: (exit status, stderr).

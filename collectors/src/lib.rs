@@ -16,10 +16,14 @@
 //! - [`mask`]: masking of secrets in command lines, applied before anything leaves a collector.
 //! - [`pattern`]: the pattern language of `WATCHDOG_PROC_PATTERNS` and `WATCHDOG_PROC_EXCLUDE`.
 //!
+//! The one HTTP client here (the jobs source's) is a blocking ureq agent over the rustls
+//! `ClientConfig` its constructor is given: this crate picks no crypto provider and no roots.
+//!
 //! A collector that could not look returns `Err`; `Ok` with nothing in it means it looked and saw
 //! nothing. The two are never confused: an empty result recovers alerts, an error holds them.
 
 mod error;
+mod https;
 pub mod jobs;
 pub mod mask;
 pub mod parse;

@@ -13,9 +13,11 @@ pub mod webhook;
 use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::event::Event;
+use crate::tls::SharedConfig;
 
 /// How long one delivery attempt may take.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -101,11 +103,12 @@ pub struct Channels {
 }
 
 impl Channels {
-    /// Builds the channels `config` configures; none when it configures none.
+    /// Builds the channels `config` configures, on the shared TLS config; none when it
+    /// configures none (and then the TLS config is not built).
     ///
     /// # Errors
-    /// The HTTP client cannot be set up (a CA file that went bad since validation).
-    pub fn build(config: &crate::config::Config) -> Result<Self, String> {
+    /// The HTTP client cannot be set up (no root to trust at all).
+    pub fn build(config: &crate::config::Config, tls: &SharedConfig) -> Result<Self, String> {
         use crate::config::http_url;
         let mut channels = Channels {
             events: Vec::new(),
@@ -115,8 +118,7 @@ impl Channels {
         if config.channels().is_empty() {
             return Ok(channels);
         }
-        let ca_file = (!config.ca_file.is_empty()).then(|| Path::new(&config.ca_file));
-        let client = http_client(ca_file)?;
+        let client = client_with(&tls.get().map_err(|e| e.to_string())?)?;
         if let Some(url) = http_url(&config.webhook_url) {
             let key = config.webhook_key();
             channels.events.push(Box::new(webhook::WebhookNotifier::new(
@@ -177,35 +179,34 @@ pub async fn ping(client: &reqwest::Client, url: &reqwest::Url) -> Result<(), No
     judge_status(response.status().as_u16(), None)
 }
 
-/// The certificates of a PEM file, for `WATCHDOG_CA_FILE`.
+/// A client on its own TLS config, trusting the system's roots plus those of `ca_file`: for a
+/// one-off client (tests, tools). The daemon and the commands share one config instead, through
+/// [`client_with`].
 ///
 /// # Errors
-/// The file cannot be read or holds no certificate.
-pub fn read_ca_file(path: &Path) -> Result<Vec<reqwest::Certificate>, String> {
-    let pem = std::fs::read(path).map_err(|e| e.to_string())?;
-    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| e.to_string())?;
-    if certs.is_empty() {
-        return Err("no PEM certificate in it".into());
-    }
-    Ok(certs)
+/// The CA file cannot be used, or the TLS config or the client cannot be set up.
+pub fn http_client(ca_file: Option<&Path>) -> Result<reqwest::Client, String> {
+    let roots = match ca_file {
+        Some(path) => crate::tls::load_ca_file(path).map_err(|e| e.to_string())?,
+        None => Vec::new(),
+    };
+    client_with(&crate::tls::client_config(roots).map_err(|e| e.to_string())?)
 }
 
-/// The HTTP client every notifier uses: no redirects, a timeout per attempt, rustls with the
-/// system's roots plus those of `ca_file`.
+/// The HTTP client every notifier uses: no redirects, a timeout per attempt, and TLS from the
+/// shared config (reqwest is built without a crypto provider of its own).
 ///
 /// # Errors
-/// The CA file cannot be read, or the TLS backend cannot be set up.
-pub fn http_client(ca_file: Option<&Path>) -> Result<reqwest::Client, String> {
-    let mut builder = reqwest::Client::builder()
+/// The client cannot be set up.
+pub fn client_with(tls: &Arc<rustls::ClientConfig>) -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(SEND_TIMEOUT)
         .connect_timeout(SEND_TIMEOUT)
-        .user_agent(concat!("watchdog/", env!("CARGO_PKG_VERSION")));
-    if let Some(path) = ca_file {
-        let certs = read_ca_file(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        builder = builder.tls_certs_merge(certs);
-    }
-    builder.build().map_err(|e| e.without_url().to_string())
+        .user_agent(concat!("watchdog/", env!("CARGO_PKG_VERSION")))
+        .tls_backend_preconfigured(rustls::ClientConfig::clone(tls))
+        .build()
+        .map_err(|e| e.without_url().to_string())
 }
 
 /// A response body, shortened to one readable line for an error message.

@@ -1,15 +1,18 @@
 //! Where the job list comes from: one HTTP GET of a JSON document, or one query on SQLite.
 //!
 //! Owns reading the source, read-only, once per collection, and naming it in errors without
-//! its secrets ([`SourceName`]). HTTP is one blocking ureq request, with a bearer token when one
-//! is set, a time limit for the whole exchange and a cap on the answer's size. It turns nothing into jobs (that is
+//! its secrets ([`SourceName`]). HTTP goes through the agent of [`crate::https`] over the TLS
+//! config the constructor was given, with a bearer token when one is set, a time limit for the
+//! whole exchange and a cap on the answer's size. It turns nothing into jobs (that is
 //! [`super::parse`]) and never writes to the orchestrator's database.
 
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
+use rustls::ClientConfig;
 use serde_json::Value;
 
 use crate::{SourceError, SourceName};
@@ -24,8 +27,9 @@ pub enum Source {
         url: String,
         token: Option<String>,
         timeout: Duration,
-        /// Extra PEM roots (`WATCHDOG_CA_FILE`).
-        ca_pem: Option<Vec<u8>>,
+        /// The TLS every outbound client shares: one crypto provider, the system's roots and
+        /// those of `WATCHDOG_CA_FILE`.
+        tls: Arc<ClientConfig>,
     },
     Sqlite {
         path: PathBuf,
@@ -66,9 +70,8 @@ impl Source {
                 url,
                 token,
                 timeout,
-                ca_pem,
-            } => read_http(url, token.as_deref(), *timeout, ca_pem.as_deref())
-                .map(|value| vec![value]),
+                tls,
+            } => read_http(url, token.as_deref(), *timeout, tls).map(|value| vec![value]),
             Source::Sqlite { path, query } => read_sqlite(path, query),
         }
     }
@@ -89,25 +92,9 @@ fn read_http(
     url: &str,
     token: Option<&str>,
     timeout: Duration,
-    ca_pem: Option<&[u8]>,
+    tls: &Arc<ClientConfig>,
 ) -> Result<Value, SourceError> {
-    let mut config = ureq::Agent::config_builder()
-        .timeout_global(Some(timeout))
-        .http_status_as_error(false);
-    if let Some(pem) = ca_pem {
-        let certs: Vec<_> = ureq::tls::parse_pem(pem)
-            .filter_map(|item| match item {
-                Ok(ureq::tls::PemItem::Certificate(cert)) => Some(cert),
-                _ => None,
-            })
-            .collect();
-        config = config.tls_config(
-            ureq::tls::TlsConfig::builder()
-                .root_certs(ureq::tls::RootCerts::new_with_certs(&certs))
-                .build(),
-        );
-    }
-    let agent: ureq::Agent = config.build().into();
+    let agent = crate::https::agent(tls, timeout);
     let mut request = agent.get(url);
     if let Some(token) = token {
         request = request.header("Authorization", format!("Bearer {token}"));
