@@ -6,6 +6,8 @@
 
 use std::process::ExitCode;
 
+use watchdog_collectors::CollectRequest;
+
 use crate::collect::{self, Outcome};
 use crate::config::Settings;
 use crate::engine::{self, AlertState, CollectorTick};
@@ -17,13 +19,19 @@ pub use crate::report::{EXIT_ACTIVE, EXIT_COLLECTOR_FAILED};
 
 /// Runs `watchdog once`.
 pub fn main(settings: &Settings, json: bool, check: bool) -> ExitCode {
-    let built = collect::build(settings);
-    if built.collectors.is_empty() {
+    let collectors = match collect::build(settings) {
+        Ok(collectors) => collectors,
+        Err(error) => {
+            eprintln!("watchdog: {error}");
+            return ExitCode::from(crate::EXIT_BAD_CONFIG);
+        }
+    };
+    if collectors.is_empty() {
         tracing::warn!(
             "no collector is enabled; set WATCHDOG_PROC_ENABLED=true or WATCHDOG_JOBS_ENABLED=true"
         );
     }
-    let outcomes = collect::collect_all(&built.collectors);
+    let outcomes = collect::collect_all(&collectors, &CollectRequest::default());
     let report = pass(settings, &outcomes, now_unix());
     for c in report.collectors.iter() {
         if let Some(error) = &c.error {

@@ -65,7 +65,10 @@ fn every_value_in_range_survives_a_tick_the_probes_and_once() {
             let settings = Settings::from_config(&config).expect(&case);
             let report = watchdog::once::pass(
                 &settings,
-                &watchdog::collect::collect_all(&watchdog::collect::build(&settings).collectors),
+                &watchdog::collect::collect_all(
+                    &watchdog::collect::build(&settings).expect(&case),
+                    &Default::default(),
+                ),
                 1_800_000_000,
             );
             assert!(report.collectors[0].ok, "{case}: {report:?}");

@@ -67,6 +67,8 @@ impl std::fmt::Display for UnknownVar {
 pub struct Loaded {
     pub config: Config,
     pub unknown: Vec<UnknownVar>,
+    /// The certificates of `WATCHDOG_CA_FILE`, read once, by validation.
+    pub ca_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
 }
 
 fn var(key: &str) -> Option<&'static Var> {
@@ -119,7 +121,12 @@ impl Config {
             error
         })?;
         config.validate()?;
-        Ok(Loaded { config, unknown })
+        let ca_roots = config.ca_roots()?;
+        Ok(Loaded {
+            config,
+            unknown,
+            ca_roots,
+        })
     }
 
     /// Checks what one variable alone cannot say.
@@ -164,14 +171,6 @@ impl Config {
         if self.listen != "off" && self.listen_addr().is_none() {
             return Err(Self::invalid("listen", Some(&self.listen)));
         }
-        if !self.ca_file.is_empty() {
-            if let Err(e) = crate::tls::load_ca_file(Path::new(&self.ca_file)) {
-                return Err(ConfigError {
-                    expected: format!("a regular file of PEM certificates, at most 1 MiB ({e})"),
-                    ..Self::invalid("ca_file", Some(&self.ca_file))
-                });
-            }
-        }
         if !self.webhook_secret.is_empty() && self.webhook_key().is_none() {
             return Err(Self::invalid("webhook_secret", None));
         }
@@ -183,6 +182,20 @@ impl Config {
         }
         self.proc_pattern_sets()?;
         Ok(())
+    }
+
+    /// The certificates of `WATCHDOG_CA_FILE` (none when it is empty).
+    ///
+    /// # Errors
+    /// The file is not a regular file of PEM certificates of at most 1 MiB.
+    pub fn ca_roots(&self) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, ConfigError> {
+        if self.ca_file.is_empty() {
+            return Ok(Vec::new());
+        }
+        crate::tls::load_ca_file(Path::new(&self.ca_file)).map_err(|e| ConfigError {
+            expected: format!("a regular file of PEM certificates, at most 1 MiB ({e})"),
+            ..Self::invalid("ca_file", Some(&self.ca_file))
+        })
     }
 
     /// The compiled include and exclude patterns of the proc collector.
