@@ -5,14 +5,14 @@
 //! argv they read and get back a string that is safe to log, print and send. Every masked value
 //! becomes `***`; masking happens before the cut, so a secret can never survive half-cut.
 //!
-//! Two passes, then one over the whole line:
+//! PEM private key blocks first, on the raw argv (an unquoted key spans arguments), then two
+//! passes over each argument:
 //! - [`words`]: a name and the value it gives away (`--token x`, `NAME=value`, `Authorization:
 //!   Bearer x`, `"password": "x"`, quoted values over several words) and, through [`programs`],
 //!   the short options that carry credentials for one program only (`mysql -pX`, `curl -u a:b`);
 //!   which names are secret is [`names`]'s;
 //! - [`shapes`]: what gives itself away wherever it stands (URL userinfo and query parameters,
-//!   webhook URLs, vendor tokens, JWTs);
-//! - PEM private key blocks, on the joined line, since an unquoted key spans arguments.
+//!   webhook URLs, vendor tokens, JWTs).
 //!
 //! Every scanner walks its text a bounded number of times, with no backtracking: this runs on
 //! every matching process's argv every tick. The rules lean towards masking too much: a hidden
@@ -34,16 +34,17 @@ pub const CMDLINE_MAX_CHARS: usize = 1024;
 /// What is masked, by category, is listed in the README's "Secrets" section and pinned by the
 /// corpus in `collectors/tests/data/secrets.txt`. Never panics, whatever the bytes.
 pub fn mask_cmdline<S: AsRef<str>>(argv: &[S]) -> String {
+    let argv = shapes::mask_pem_blocks(argv);
     let mut words = words::Words::default();
     let mut out = String::new();
     for (i, arg) in argv.iter().enumerate() {
         if i > 0 {
             out.push(' ');
         }
-        let arg = words.argument(arg.as_ref());
+        let arg = words.argument(arg);
         out.push_str(&shapes::mask(&arg));
     }
-    cut(shapes::mask_pem(out), CMDLINE_MAX_CHARS)
+    cut(out, CMDLINE_MAX_CHARS)
 }
 
 /// Cuts `s` to at most `max` characters, marking a cut with a trailing `…`.
@@ -200,6 +201,22 @@ mod tests {
         assert_eq!(
             masked(&[r#"{"token":"abc"#, "next"]),
             r#"{"token":"***" next"#
+        );
+    }
+
+    #[test]
+    fn a_private_key_is_masked_before_a_header_can_take_its_first_line() {
+        // Found by a randomised run of the fuzz property: a header value masked to the end of its
+        // line took `-----BEGIN … PRIVATE KEY BLOCK-----` with it, and the key's lines after it
+        // were read by no rule.
+        let got = masked(&[
+            "Authorization:{\"p\":\"-----BEGIN PGP PRIVATE KEY BLOCK-----\n\nlQOYBFIBIMWN\n=qzUy\n\
+             -----END PGP PRIVATE KEY BLOCK-----",
+        ]);
+        assert!(!got.contains("lQOYBFIBIMWN"), "{got}");
+        assert!(
+            got.ends_with("-----END PGP PRIVATE KEY BLOCK-----"),
+            "{got}"
         );
     }
 

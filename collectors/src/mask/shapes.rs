@@ -3,8 +3,11 @@
 //! Owns the rules that need no neighbouring word: the userinfo of a URL, `name=value` pairs
 //! inside a word (a URL's query, a form body, `--set a=1,password=x`), webhook URLs whose path is
 //! the credential, vendor tokens by their documented prefix and length, JWTs, and PEM private
-//! key blocks. Each scanner walks the text once and returns byte ranges to mask; the ranges are
-//! merged and replaced in one go, so the rules cannot undo one another.
+//! key blocks (those first, on the raw argv). Each scanner walks the text once and returns byte
+//! ranges to mask; the ranges are merged and replaced in one go, so the rules cannot undo one
+//! another.
+
+use std::borrow::Cow;
 
 use super::names::{is_name_byte, looks_secret};
 use super::MASK;
@@ -317,13 +320,36 @@ fn tokens(text: &str, ranges: &mut Vec<(usize, usize)>) {
 /// `-----BEGIN` cannot make the search walk the rest of the text.
 const PEM_LABEL_MAX: usize = 64;
 
-/// Masks the body of every PEM private key block in the whole command line: between
-/// `-----BEGIN … PRIVATE KEY-----` and `-----END`, or to the end when the block is not closed.
-/// Runs on the joined argv because an unquoted key arrives as many arguments.
-pub(super) fn mask_pem(text: String) -> String {
-    if !text.contains("-----BEGIN") {
-        return text;
+/// Masks the body of every PEM private key block in `argv`, before anything else reads it: a
+/// rule that masks a header or a quoted value could otherwise take the `-----BEGIN` line and
+/// leave the key's lines after it readable. An unquoted key arrives as many arguments, so the
+/// argv is searched joined with NULs (which no argument read from /proc holds) and split again.
+pub(super) fn mask_pem_blocks<S: AsRef<str>>(argv: &[S]) -> Vec<Cow<'_, str>> {
+    let borrowed = || argv.iter().map(|arg| Cow::Borrowed(arg.as_ref())).collect();
+    if !argv.iter().any(|arg| arg.as_ref().contains("-----BEGIN")) {
+        return borrowed();
     }
+    if argv.iter().any(|arg| arg.as_ref().contains('\0')) {
+        return argv
+            .iter()
+            .map(|arg| Cow::Owned(mask_pem(arg.as_ref())))
+            .collect();
+    }
+    let joined = argv
+        .iter()
+        .map(AsRef::as_ref)
+        .collect::<Vec<_>>()
+        .join("\0");
+    mask_pem(&joined)
+        .split('\0')
+        .map(|arg| Cow::Owned(arg.to_owned()))
+        .collect()
+}
+
+/// Masks the body of every PEM private key block in `text`: between `-----BEGIN … PRIVATE
+/// KEY-----` and `-----END`, or to the end when the block is not closed.
+fn mask_pem(text: &str) -> String {
+    let blank = |c: char| c.is_whitespace() || c == '\0';
     let mut ranges = Vec::new();
     let mut from = 0;
     while let Some(found) = text[from..].find("-----BEGIN") {
@@ -343,12 +369,12 @@ pub(super) fn mask_pem(text: String) -> String {
             .find("-----END")
             .map_or(text.len(), |len| body_start + len);
         let body = &text[body_start..body_end];
-        let start = body_start + (body.len() - body.trim_start().len());
-        let end = body_start + body.trim_end().len();
+        let start = body_start + (body.len() - body.trim_start_matches(blank).len());
+        let end = body_start + body.trim_end_matches(blank).len();
         ranges.push((start, end.max(start)));
         from = body_end;
     }
-    replace(&text, ranges)
+    replace(text, ranges)
 }
 
 /// Replaces each range of `text` with [`MASK`]; overlapping and touching ranges become one.
