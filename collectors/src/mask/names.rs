@@ -105,6 +105,15 @@ pub(super) fn looks_secret(name: &str) -> bool {
     if name.len() < 2 {
         return false;
     }
+    // Most names hold no secret word at all: say so without allocating.
+    if !PARTS
+        .iter()
+        .chain(WHOLE_PARTS)
+        .chain(&["x-amz-"])
+        .any(|word| contains_ignore_case(name, word))
+    {
+        return false;
+    }
     let lower = normalise(name);
     // `--no-token` and `NO_AUTH=1` switch something off; they never carry a secret.
     if lower.starts_with("no-") || EXEMPT_NAMES.contains(&lower.as_str()) {
@@ -171,6 +180,18 @@ pub(super) fn is_name(name: &str) -> bool {
 
 pub(super) fn is_name_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'[' | b']')
+}
+
+/// Whether `name` contains `word` (lower-case, with `-` standing for `-`, `_` or `.`),
+/// ignoring ASCII case.
+fn contains_ignore_case(name: &str, word: &str) -> bool {
+    let word = word.as_bytes();
+    name.as_bytes().windows(word.len()).any(|window| {
+        window
+            .iter()
+            .zip(word)
+            .all(|(&b, &w)| b.to_ascii_lowercase() == w || (w == b'-' && matches!(b, b'_' | b'.')))
+    })
 }
 
 /// Lower-cased, with `_` and `.` read as `-`. ASCII-only changes, so byte offsets stay valid.

@@ -129,8 +129,18 @@ const WEBHOOK_PATHS: &[(&str, bool)] = &[
     ("api.telegram.org/file/bot", true),
 ];
 
+/// Path parts that every webhook URL above holds; paths are case-sensitive, so a text without
+/// any of them is passed over without lower-casing it.
+const WEBHOOK_HINTS: &[&str] = &[
+    "/services/",
+    "/workflows/",
+    "/triggers/",
+    "/webhooks/",
+    "/bot",
+];
+
 fn webhook_paths(text: &str, ranges: &mut Vec<(usize, usize)>) {
-    if !text.contains(['.', '/']) {
+    if !WEBHOOK_HINTS.iter().any(|hint| text.contains(hint)) {
         return;
     }
     let lower = text.to_ascii_lowercase();
@@ -256,9 +266,20 @@ fn jwt_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')
 }
 
-/// Whether a token or a JWT can start with `b`: a cheap test before the table is walked.
+/// Which bytes a token or a JWT can start with: a cheap test before the table is walked.
+const TOKEN_STARTS: [bool; 256] = {
+    let mut starts = [false; 256];
+    starts[JWT_PREFIX.as_bytes()[0] as usize] = true;
+    let mut i = 0;
+    while i < TOKENS.len() {
+        starts[TOKENS[i].0.as_bytes()[0] as usize] = true;
+        i += 1;
+    }
+    starts
+};
+
 fn starts_a_token(b: u8) -> bool {
-    b == JWT_PREFIX.as_bytes()[0] || TOKENS.iter().any(|(prefix, ..)| prefix.as_bytes()[0] == b)
+    TOKEN_STARTS[usize::from(b)]
 }
 
 /// Whether `before` ends with a URL escape (`%20`, `%2F`): what follows it starts a word.
