@@ -20,14 +20,18 @@
 //! - [`once`]: `watchdog once`, one pass shown as a table or JSON, and `--check`.
 //! - [`test_alert`]: `watchdog test-alert`, one test event to every channel.
 //! - [`hostns`]: the start-up check that the watchdog sees the host's pid namespace.
+//! - [`duration`]: the one parser of typed durations (`90s`, `30m`, `2h`, `7d`).
+//! - [`escape`]: text a process controls (argv, comm) made safe to print.
 
 pub mod check_config;
 pub mod collect;
 pub mod config;
 pub mod daemon;
 pub mod deliver;
+pub mod duration;
 pub mod endpoint;
 pub mod engine;
+pub mod escape;
 pub mod event;
 pub mod hostns;
 pub mod metrics;
