@@ -20,6 +20,7 @@
 //! - [`once`]: `watchdog once`, one pass shown as a table or JSON, and `--check`.
 //! - [`test_alert`]: `watchdog test-alert`, one test event to every channel.
 //! - [`hostns`]: the start-up check that the watchdog sees the host's pid namespace.
+//! - [`guard`]: `watchdog guard -- CMD`, which runs CMD so that nothing it starts outlives it.
 //! - [`duration`]: the one parser of typed durations (`90s`, `30m`, `2h`, `7d`).
 //! - [`escape`]: text a process controls (argv, comm) made safe to print.
 
@@ -33,6 +34,7 @@ pub mod endpoint;
 pub mod engine;
 pub mod escape;
 pub mod event;
+pub mod guard;
 pub mod hostns;
 pub mod metrics;
 pub mod notify;
