@@ -28,7 +28,7 @@ use rustix::process::{getpid, getppid, kill_process_group, set_child_subreaper, 
 
 use self::spawn::SpawnError;
 use self::sys::Exit;
-use self::teardown::Why;
+use self::teardown::{deadline, Why};
 use self::tree::Tree;
 
 /// Exit status when `--timeout` expired, as `timeout(1)`.
@@ -174,50 +174,11 @@ fn guard(args: &GuardArgs) -> Result<u8, GuardError> {
         cmd: cmd.as_raw_nonzero().get(),
         guard: me.as_raw_nonzero().get(),
     };
-    let started = Instant::now();
-    let timeout_at = args
-        .timeout
-        .filter(|t| !t.is_zero())
-        .and_then(|t| started.checked_add(t));
-    let mut escalate_at: Option<Instant> = None;
-
-    let why = loop {
-        let next = match (timeout_at, escalate_at) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        let wait = next.map(|at| at.saturating_duration_since(Instant::now()));
-        let signal = signals.wait(wait).map_err(GuardError::Wait)?;
-        if let Some(signal) = signal {
-            if FORWARDED.contains(&signal) {
-                forward(cmd, signal);
-                escalate_at.get_or_insert_with(|| deadline(Instant::now(), args.kill_after));
-            } else if signal == parent_death && getppid() != parent {
-                // A parent thread that exits fires this too, with the parent process alive:
-                // only a changed parent pid means the parent is gone.
-                if !args.quiet {
-                    let parent = parent.map_or(0, |p| p.as_raw_nonzero().get());
-                    say(&report::parent_gone(parent));
-                }
-                break Why::ParentGone;
-            }
-        }
-        // Whatever woke guard, children may have exited: SIGCHLDs coalesce.
-        if cmd_exited(cmd)? {
-            break Why::Exited;
-        }
-        let now = Instant::now();
-        if timeout_at.is_some_and(|at| now >= at) {
-            if !args.quiet {
-                say(&report::timed_out(args.timeout.unwrap_or_default()));
-            }
-            break Why::TimedOut;
-        }
-        if escalate_at.is_some_and(|at| now >= at) {
-            break Why::Escalated;
-        }
+    // From here on CMD runs: whatever goes wrong, the tree still comes down before guard exits.
+    let (why, failure) = match watch(args, cmd, parent, &signals) {
+        Ok(why) => (why, None),
+        Err(error) => (Why::Failed, Some(error)),
     };
-
     let outcome = teardown::run(Path::new(PROC), tree, why, args.kill_after);
     if !args.quiet {
         for killed in &outcome.killed {
@@ -237,6 +198,9 @@ fn guard(args: &GuardArgs) -> Result<u8, GuardError> {
             break;
         }
     }
+    if let Some(error) = failure {
+        return Err(error);
+    }
     if outcome.unkillable || outcome.error.is_some() {
         return Ok(EXIT_FAILED);
     }
@@ -246,6 +210,61 @@ fn guard(args: &GuardArgs) -> Result<u8, GuardError> {
         // CMD outlived its SIGKILL; the unkillable report above has already said so.
         (_, None) => EXIT_FAILED,
     })
+}
+
+/// Waits, costing nothing, until the tree must come down, and says why: CMD exited, the
+/// timeout expired, a forwarded signal was not obeyed within `--kill-after`, or the parent died.
+/// Forwards TERM, INT and HUP to CMD's group meanwhile.
+fn watch(
+    args: &GuardArgs,
+    cmd: Pid,
+    parent: Option<Pid>,
+    signals: &sys::SignalSet,
+) -> Result<Why, GuardError> {
+    let parent_death = sys::parent_death_signal();
+    let started = Instant::now();
+    let timeout_at = args
+        .timeout
+        .filter(|t| !t.is_zero())
+        .and_then(|t| started.checked_add(t));
+    let mut escalate_at: Option<Instant> = None;
+
+    loop {
+        let next = match (timeout_at, escalate_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let wait = next.map(|at| at.saturating_duration_since(Instant::now()));
+        let signal = signals.wait(wait).map_err(GuardError::Wait)?;
+        if let Some(signal) = signal {
+            if FORWARDED.contains(&signal) {
+                forward(cmd, signal);
+                escalate_at.get_or_insert_with(|| deadline(Instant::now(), args.kill_after));
+            } else if signal == parent_death && getppid() != parent {
+                // A parent thread that exits fires this too, with the parent process alive:
+                // only a changed parent pid means the parent is gone.
+                if !args.quiet {
+                    let parent = parent.map_or(0, |p| p.as_raw_nonzero().get());
+                    say(&report::parent_gone(parent));
+                }
+                return Ok(Why::ParentGone);
+            }
+        }
+        // Whatever woke guard, children may have exited: SIGCHLDs coalesce.
+        if cmd_exited(cmd)? {
+            return Ok(Why::Exited);
+        }
+        let now = Instant::now();
+        if timeout_at.is_some_and(|at| now >= at) {
+            if !args.quiet {
+                say(&report::timed_out(args.timeout.unwrap_or_default()));
+            }
+            return Ok(Why::TimedOut);
+        }
+        if escalate_at.is_some_and(|at| now >= at) {
+            return Ok(Why::Escalated);
+        }
+    }
 }
 
 /// Whether CMD has exited, after reaping every other exited child: orphans that died after
@@ -266,13 +285,6 @@ fn forward(cmd: Pid, signal: i32) {
     if let Some(signal) = Signal::from_named_raw(signal) {
         let _ = kill_process_group(cmd, signal);
     }
-}
-
-fn deadline(start: Instant, after: Duration) -> Instant {
-    start
-        .checked_add(after)
-        .or_else(|| start.checked_add(Duration::from_secs(86_400)))
-        .unwrap_or(start)
 }
 
 /// guard's exit status for how CMD ended, as a shell reports it.

@@ -33,6 +33,8 @@ pub enum Why {
     Escalated,
     /// guard's parent died.
     ParentGone,
+    /// guard itself could not go on waiting (a system call failed).
+    Failed,
 }
 
 /// What a teardown did.
@@ -59,8 +61,8 @@ const ROUND_MAX: Duration = Duration::from_millis(250);
 struct Tracked {
     proc: Proc,
     way: Way,
-    /// Open while the member lives; the only handle through which it is signalled (but CMD,
-    /// guard's unreaped child, may also be signalled by pid).
+    /// Open while the member lives: the one handle through which it is signalled on its own
+    /// (the group signal reaches CMD's group as a whole).
     pidfd: Option<OwnedFd>,
     alive: bool,
     termed: bool,
@@ -133,9 +135,9 @@ fn raise_fd_limit() {
     }
 }
 
-/// `start + after`, or a day past `start` when that is not representable: a wait that long is
-/// the same as none at all for a teardown.
-fn deadline(start: Instant, after: Duration) -> Instant {
+/// `start + after`, or a day past `start` when that is not representable (`--kill-after 1000000d`):
+/// a wait that long is the same as none at all.
+pub fn deadline(start: Instant, after: Duration) -> Instant {
     start
         .checked_add(after)
         .or_else(|| start.checked_add(Duration::from_secs(86_400)))
