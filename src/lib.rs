@@ -23,15 +23,20 @@
 //! - [`tls`]: the one TLS client configuration every outbound client uses.
 //! - [`once`], [`check_config`], [`test_alert`]: the one-shot commands.
 //! - [`hostns`]: the start-up check that the watchdog sees the host's pid namespace.
-//! - [`tls`]: the CA file and the one rustls client config every outbound client shares.
+//! - [`guard`]: `watchdog guard -- CMD`, which runs CMD so that nothing it starts outlives it.
+//! - [`duration`]: the one parser of typed durations (`90s`, `30m`, `2h`, `7d`).
+//! - [`escape`]: text a process controls (argv, comm) made safe to print.
 
 pub mod check_config;
 pub mod collect;
 pub mod config;
 pub mod deliver;
+pub mod duration;
 pub mod endpoint;
 pub mod engine;
+pub mod escape;
 pub mod event;
+pub mod guard;
 pub mod hostns;
 pub mod metrics;
 pub mod model;

@@ -39,9 +39,16 @@ enum Command {
         #[arg(long)]
         ready: bool,
     },
+    /// Run a command so that nothing it starts outlives it: `guard [OPTIONS] -- CMD [ARGS...]`.
+    Guard(watchdog::guard::GuardArgs),
 }
 
 fn main() -> ExitCode {
+    // guard goes first: no WATCHDOG_* variable can break it, and its usage errors are its own.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    if args.first().is_some_and(|word| word == "guard") {
+        return watchdog::guard::main(&args);
+    }
     let cli = Cli::parse();
     let loaded = match load_config() {
         Ok(loaded) => loaded,
@@ -82,6 +89,8 @@ fn main() -> ExitCode {
             ))),
             Err(code) => code,
         },
+        // Reached only if guard was not spotted above; it still reads no config.
+        Command::Guard(args) => watchdog::guard::run(args),
     }
 }
 
