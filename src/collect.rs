@@ -83,20 +83,6 @@ pub struct Outcome {
     pub result: Option<Result<Observation, CollectFailure>>,
 }
 
-/// Runs every enabled collector once, in order, in this thread, and reports every known one.
-pub fn collect_all(collectors: &[Arc<dyn Collector>]) -> Vec<Outcome> {
-    KNOWN
-        .iter()
-        .map(|&name| Outcome {
-            name,
-            result: collectors
-                .iter()
-                .find(|c| c.name() == name)
-                .map(|c| c.collect().map_err(CollectFailure::from)),
-        })
-        .collect()
-}
-
 /// What one observation means: its signals, the entities to hold and to forget, and the jobs
 /// memory to keep.
 #[derive(Debug, Clone, Default)]

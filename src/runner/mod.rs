@@ -20,7 +20,7 @@ use tokio::time::Instant;
 use watchdog_collectors::Collector;
 
 pub use clock::Clock;
-pub use schedule::Scheduler;
+pub use schedule::{all_known, Scheduler};
 
 use crate::collect;
 use crate::config::{ConfigError, Settings};

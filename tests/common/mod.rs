@@ -3,6 +3,10 @@
 
 #![allow(dead_code)]
 
+mod child;
+
+pub use child::*;
+
 use std::io::Read;
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
