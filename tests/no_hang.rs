@@ -113,3 +113,45 @@ fn once_check_exits_1_when_another_collector_found_an_active_signal_while_one_bl
     assert_eq!(active[0]["kind"], "agent_hung");
     assert_eq!(output.status.code(), Some(1), "an active signal wins: {json}");
 }
+
+#[test]
+fn a_jobs_database_that_is_not_a_regular_file_fails_the_jobs_collector_at_once_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo_db = dir.path().join("jobs-fifo.db");
+    fifo(&fifo_db);
+    let dir_db = dir.path().join("jobs-dir.db");
+    std::fs::create_dir(&dir_db).unwrap();
+    let device_db = dir.path().join("jobs-zero.db");
+    std::os::unix::fs::symlink("/dev/zero", &device_db).unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/proc/orphaned_pytest");
+    for (db, what) in [
+        (&fifo_db, "a FIFO"),
+        (&dir_db, "a directory"),
+        (&device_db, "a character device"),
+    ] {
+        let vars = [
+            ("WATCHDOG_JOBS_ENABLED", "true".to_string()),
+            ("WATCHDOG_JOBS_SQLITE", db.display().to_string()),
+            ("WATCHDOG_PROC_ROOT", root.display().to_string()),
+            // Far above the deadline below: the check must not wait for the timeout.
+            ("WATCHDOG_COLLECT_TIMEOUT_S", "60".to_string()),
+        ];
+        let (output, _) = run_within(
+            &mut watchdog(&["once", "--check", "--json"], &vars),
+            Duration::from_secs(5),
+        )
+        .unwrap_or_else(|waited| panic!("{what}: once still ran after {waited:?}"));
+        let json: serde_json::Value = serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|e| panic!("{what}: {e}: {}", String::from_utf8_lossy(&output.stderr)));
+        let error = collector(&json, "jobs")["error"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(error.contains(&db.display().to_string()), "{what}: {error}");
+        assert!(
+            error.contains(&format!("is {what}, not a regular file")),
+            "{what}: {error}"
+        );
+        assert_eq!(output.status.code(), Some(3), "{what}: {json}");
+    }
+}

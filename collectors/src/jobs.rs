@@ -355,6 +355,7 @@ fn transport_reason(error: &ureq::Error) -> String {
 fn read_sqlite(path: &Path, query: &str) -> Result<Vec<Value>, String> {
     use rusqlite::types::ValueRef;
     use rusqlite::{Connection, OpenFlags};
+    crate::regular::sqlite_files(path)?;
     let connection = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,

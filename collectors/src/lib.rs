@@ -14,6 +14,7 @@
 //! - [`cgroup`]: which container, pod or unit a process lives in, from its `cgroup` file.
 //! - [`mask`]: masking of secrets in command lines, applied before anything leaves a collector.
 //! - [`pattern`]: the pattern language of `WATCHDOG_PROC_PATTERNS` and `WATCHDOG_PROC_EXCLUDE`.
+//! - [`regular`]: the check that a file a user points a collector at is a regular file.
 //!
 //! A collector that could not look returns `Err`; `Ok` with nothing in it means it looked and saw
 //! nothing. The two are never confused: an empty result recovers alerts, an error holds them.
@@ -25,6 +26,7 @@ pub mod pattern;
 pub mod pressure;
 pub mod proc;
 pub mod psi;
+pub mod regular;
 
 use std::fs::File;
 use std::io::{self, Read};
