@@ -155,3 +155,65 @@ fn a_jobs_database_that_is_not_a_regular_file_fails_the_jobs_collector_at_once_n
         assert_eq!(output.status.code(), Some(3), "{what}: {json}");
     }
 }
+
+/// Runs `f` on a thread and waits at most `limit` for it; `None` when it is still running (the
+/// thread is then left behind, blocked).
+fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(limit).ok()
+}
+
+#[test]
+fn state_dir_files_that_are_fifos_or_devices_are_refused_without_blocking() {
+    use watchdog::event::Event;
+    use watchdog::model::{Alert, CollectorFacts, EventKind, Facts, Kind, Lang, Reason};
+    use watchdog::store::Store;
+    let limit = Duration::from_secs(3);
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    fifo(&dir.path().join("state.json"));
+    fifo(&dir.path().join("outbox-webhook.json"));
+    std::os::unix::fs::symlink("/dev/zero", dir.path().join("outbox-slack.json")).unwrap();
+    fifo(&dir.path().join("dead-letter-webhook.jsonl"));
+    // A leftover temp file that is a FIFO must not block the next save.
+    fifo(&dir.path().join(".state.json.tmp"));
+
+    let s = store.clone();
+    let state = within(limit, move || s.load_state()).expect("load_state returns");
+    assert_eq!(state, watchdog::engine::AlertState::default());
+    let s = store.clone();
+    let outbox = within(limit, move || s.load_outbox("webhook")).expect("a FIFO outbox");
+    assert!(outbox.is_empty());
+    let s = store.clone();
+    let outbox = within(limit, move || s.load_outbox("slack")).expect("a /dev/zero outbox");
+    assert!(outbox.is_empty());
+    let s = store.clone();
+    let saved = within(limit, move || s.save_state(&state)).expect("save_state returns");
+    assert!(saved.is_ok(), "{saved:?}");
+    assert!(std::fs::metadata(dir.path().join("state.json")).unwrap().is_file());
+
+    let alert = Alert {
+        event: EventKind::Fire,
+        kind: Kind::CollectorFailing,
+        entity: "collector:proc".into(),
+        since: 0,
+        at: 0,
+        facts: Facts::Collector(CollectorFacts {
+            collector: "proc".into(),
+            error: "x".into(),
+            failed_ticks: 3,
+        }),
+        reason: Reason::First,
+    };
+    let event = Event::render(&alert, "h", Lang::En);
+    let s = store.clone();
+    let written = within(limit, move || s.dead_letter("webhook", &event, "HTTP 400"))
+        .expect("dead_letter returns");
+    let error = written
+        .expect_err("a FIFO is not a dead-letter file")
+        .to_string();
+    assert!(error.contains("not a regular file"), "{error}");
+}
