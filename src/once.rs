@@ -16,7 +16,7 @@ use crate::collect::{self, Outcome};
 use crate::config::Settings;
 use crate::engine::{self, AlertState, CollectorTick};
 use crate::event::Event;
-use crate::model::{now_unix, JobsMemory, Unix};
+use crate::model::{now_unix, Unix};
 use crate::report::{Report, WouldSend};
 use crate::runner::{self, Scheduler};
 
@@ -77,14 +77,15 @@ fn collect_within(
 /// The report of one pass, with the events of `run`'s first tick from an empty state, decided
 /// at `now` for this host. Signals are derived once and serve both.
 pub fn pass(settings: &Settings, outcomes: &[Outcome], now: Unix) -> Report {
-    let memory = JobsMemory::default();
+    // A first tick: nothing remembered.
+    let state = AlertState::default();
     let mut signals = Vec::new();
     let mut ticks: Vec<(&str, CollectorTick)> = Vec::new();
     for outcome in outcomes {
         match &outcome.result {
             None => {}
             Some(Ok(observation)) => {
-                let derived = collect::derive(observation, settings, &memory, now);
+                let derived = collect::derive(observation, settings, &state, now);
                 signals.extend(derived.signals.iter().cloned());
                 ticks.push((outcome.name, derived.into_tick()));
             }

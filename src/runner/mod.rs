@@ -241,8 +241,7 @@ impl Daemon {
             match &outcome.result {
                 None => {}
                 Some(Ok(observation)) => {
-                    let derived =
-                        collect::derive(observation, &self.settings, self.state.jobs(), at);
+                    let derived = collect::derive(observation, &self.settings, &self.state, at);
                     signals.extend(derived.signals.iter().cloned());
                     ticks.push((outcome.name, derived.into_tick()));
                 }

@@ -1,11 +1,17 @@
-//! A scripted HTTP server on 127.0.0.1:0 for tests: it records every request exactly and
-//! answers what the test's script says.
+//! What the tests share: a scripted HTTP server on 127.0.0.1:0 that records every request
+//! exactly and answers what the test's script says; child processes with deadlines
+//! ([`child`]); `watchdog run` as a child ([`daemon`]); a webhook receiver whose checks run in
+//! the test thread ([`webhook`]).
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 mod child;
+mod daemon;
+mod webhook;
 
 pub use child::*;
+pub use daemon::Daemon;
+pub use webhook::{what, Received, Webhooks, SECRET};
 
 use std::io::Read;
 use std::sync::{mpsc, Arc};
