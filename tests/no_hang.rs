@@ -111,7 +111,11 @@ fn once_check_exits_1_when_another_collector_found_an_active_signal_while_one_bl
         .collect();
     assert_eq!(active.len(), 1, "the job whose pid is gone: {json}");
     assert_eq!(active[0]["kind"], "agent_hung");
-    assert_eq!(output.status.code(), Some(1), "an active signal wins: {json}");
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "an active signal wins: {json}"
+    );
 }
 
 #[test]
@@ -193,7 +197,9 @@ fn state_dir_files_that_are_fifos_or_devices_are_refused_without_blocking() {
     let s = store.clone();
     let saved = within(limit, move || s.save_state(&state)).expect("save_state returns");
     assert!(saved.is_ok(), "{saved:?}");
-    assert!(std::fs::metadata(dir.path().join("state.json")).unwrap().is_file());
+    assert!(std::fs::metadata(dir.path().join("state.json"))
+        .unwrap()
+        .is_file());
 
     let alert = Alert {
         event: EventKind::Fire,

@@ -106,7 +106,10 @@ mod tests {
         assert!(regular_or_absent(&file).unwrap());
         let link = dir.path().join("link.db");
         std::os::unix::fs::symlink(&file, &link).unwrap();
-        assert!(regular_or_absent(&link).unwrap(), "a symlink to a file is fine");
+        assert!(
+            regular_or_absent(&link).unwrap(),
+            "a symlink to a file is fine"
+        );
     }
 
     #[test]
@@ -115,10 +118,18 @@ mod tests {
         let error = regular_or_absent(dir.path()).unwrap_err().to_string();
         assert_eq!(
             error,
-            format!("{}: is a directory, not a regular file", dir.path().display())
+            format!(
+                "{}: is a directory, not a regular file",
+                dir.path().display()
+            )
         );
-        let error = regular_or_absent(Path::new("/dev/null")).unwrap_err().to_string();
-        assert_eq!(error, "/dev/null: is a character device, not a regular file");
+        let error = regular_or_absent(Path::new("/dev/null"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            error,
+            "/dev/null: is a character device, not a regular file"
+        );
     }
 
     #[test]

@@ -84,7 +84,11 @@ pub fn build(scan: &ProcScan, previous: &ProcMemory, rules: &ProcRules) -> Built
             .collect();
         return built;
     }
-    let pgids: BTreeSet<u32> = groups.keys().chain(previous.groups.keys()).copied().collect();
+    let pgids: BTreeSet<u32> = groups
+        .keys()
+        .chain(previous.groups.keys())
+        .copied()
+        .collect();
     for pgid in pgids {
         let mut members = groups.remove(&pgid).unwrap_or_default();
         let before = previous.groups.get(&pgid).map_or(&[][..], Vec::as_slice);
@@ -97,7 +101,10 @@ pub fn build(scan: &ProcScan, previous: &ProcMemory, rules: &ProcRules) -> Built
             built
                 .held
                 .extend(known.iter().chain([&pgid]).map(|pid| held(*pid)));
-            built.memory.groups.insert(pgid, known.into_iter().collect());
+            built
+                .memory
+                .groups
+                .insert(pgid, known.into_iter().collect());
             continue;
         }
         if members.is_empty() {
@@ -256,7 +263,8 @@ mod tests {
 
     #[test]
     fn a_group_is_one_entity_named_after_its_oldest_member() {
-        let signals = signals(&scan(vec![
+        let signals = signals(
+            &scan(vec![
                 process(101, 100, 500),
                 process(100, 100, 4000),
                 process(102, 100, 400),
@@ -279,7 +287,8 @@ mod tests {
 
     #[test]
     fn pid_grouping_gives_one_entity_per_process_without_group_facts() {
-        let signals = signals(&scan(vec![process(100, 100, 4000), process(101, 100, 5)]),
+        let signals = signals(
+            &scan(vec![process(100, 100, 4000), process(101, 100, 5)]),
             &PID,
         );
         assert_eq!(signals.len(), 2);
@@ -346,7 +355,10 @@ mod tests {
             &ProcMemory::default(),
             &PGID,
         );
-        assert!(built.signals.is_empty(), "not renamed to proc:101: {built:?}");
+        assert!(
+            built.signals.is_empty(),
+            "not renamed to proc:101: {built:?}"
+        );
         assert_eq!(built.held, ["proc:100", "proc:101", "proc:102"]);
         assert_eq!(built.memory.groups[&100], [101, 102]);
     }
@@ -357,8 +369,15 @@ mod tests {
         for pid in [101, 102] {
             let built = build(&unreadable(scan(group()), &[pid]), &before, &PGID);
             assert!(built.signals.is_empty(), "pid {pid}: {built:?}");
-            assert_eq!(built.held, ["proc:100", "proc:101", "proc:102"], "pid {pid}");
-            assert_eq!(built.memory, before, "pid {pid}: remembered whole while held");
+            assert_eq!(
+                built.held,
+                ["proc:100", "proc:101", "proc:102"],
+                "pid {pid}"
+            );
+            assert_eq!(
+                built.memory, before,
+                "pid {pid}: remembered whole while held"
+            );
         }
     }
 

@@ -44,7 +44,10 @@ impl Logs {
         let target = *seen + n;
         while *seen < target {
             let left = deadline.saturating_duration_since(Instant::now());
-            assert!(!left.is_zero(), "no tick for {WAIT:?}: the daemon stopped ticking");
+            assert!(
+                !left.is_zero(),
+                "no tick for {WAIT:?}: the daemon stopped ticking"
+            );
             seen = changed.wait_timeout(seen, left).unwrap().0;
         }
     }
@@ -138,8 +141,18 @@ pub fn run_within(
             bytes
         })
     };
-    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
-    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let stdout = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let stderr = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
     let Some(status) = exit_within(&mut child, limit) else {
         let waited = started.elapsed();
         reap(&mut child);

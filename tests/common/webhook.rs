@@ -55,11 +55,7 @@ impl Webhooks {
     /// Starts a receiver for events of `host`; `answer(n)` is the status of the n-th request.
     pub fn start(host: &str, answer: impl Fn(usize) -> u16 + Send + 'static) -> Self {
         let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("bind 127.0.0.1:0"));
-        let port = server
-            .server_addr()
-            .to_ip()
-            .expect("an IP listener")
-            .port();
+        let port = server.server_addr().to_ip().expect("an IP listener").port();
         let (tx, requests) = mpsc::channel();
         let serving = Arc::clone(&server);
         std::thread::spawn(move || {
