@@ -164,6 +164,10 @@ impl Config {
         if self.listen != "off" && self.listen_addr().is_none() {
             return Err(Self::invalid("listen", Some(&self.listen)));
         }
+        // It goes in a header: printable ASCII, and no space to split it.
+        if !self.listen_token.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(Self::invalid("listen_token", None));
+        }
         if !self.ca_file.is_empty() {
             if let Err(e) = crate::tls::load_ca_file(Path::new(&self.ca_file)) {
                 return Err(ConfigError {

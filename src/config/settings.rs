@@ -11,6 +11,7 @@ use std::time::Duration;
 use watchdog_collectors::pattern::PatternSet;
 
 use super::{http_url, Config, ConfigError};
+use crate::endpoint::{EndpointSettings, Token};
 use crate::engine::Rules;
 use crate::model::{comma_list, Lang};
 use crate::notify::{alertmanager::Auth, ChannelSettings, TelegramSettings};
@@ -32,6 +33,7 @@ pub struct Settings {
     pub delivery: DeliverySettings,
     /// Where the endpoint listens; `None` for `off`.
     pub listen: Option<SocketAddr>,
+    pub endpoint: EndpointSettings,
 }
 
 /// The tick loop's own settings.
@@ -167,6 +169,10 @@ impl Settings {
                 ca_file: (!config.ca_file.is_empty()).then(|| config.ca_file.clone().into()),
             },
             listen: config.listen_addr(),
+            endpoint: EndpointSettings {
+                max_conn: config.listen_max_conn,
+                token: (!config.listen_token.is_empty()).then(|| Token::new(&config.listen_token)),
+            },
         })
     }
 

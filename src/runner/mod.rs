@@ -7,6 +7,7 @@
 //! and returns. It decides nothing itself: decide() does, from what the collectors saw.
 
 mod clock;
+mod fds;
 mod publish;
 mod schedule;
 
@@ -298,7 +299,20 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
             tracing::warn!("{warning}");
         }
     }
-    let daemon = Daemon::new(settings, Clock::starting_now())?;
+    let soft_limit = fds::raise_soft_limit();
+    let mut daemon = Daemon::new(settings, Clock::starting_now())?;
+    let configured = daemon.settings.endpoint.max_conn;
+    let cap = fds::connection_cap(configured, soft_limit);
+    if daemon.listener.is_some() {
+        tracing::info!(
+            max_conn = cap,
+            configured,
+            soft_limit = ?soft_limit,
+            reserve = fds::RESERVE,
+            "connections capped so that the open-file limit keeps a reserve for collections"
+        );
+    }
+    daemon.settings.endpoint.max_conn = cap;
     serve(daemon, shutdown).await;
     Ok(())
 }
@@ -327,7 +341,12 @@ pub async fn serve(mut daemon: Daemon, shutdown: impl Future<Output = ()>) {
                 if let Ok(addr) = listener.local_addr() {
                     tracing::info!(%addr, "serving /metrics, /healthz, /readyz and /status");
                 }
-                tasks.push(tokio::spawn(endpoint::serve(listener, daemon.view())));
+                let settings = daemon.settings.endpoint.clone();
+                tasks.push(tokio::spawn(endpoint::serve(
+                    listener,
+                    daemon.view(),
+                    settings,
+                )));
             }
             Err(e) => tracing::error!("cannot serve the HTTP endpoint: {e}"),
         }
