@@ -1,9 +1,11 @@
 //! `WATCHDOG_CA_FILE`: a private CA made here with openssl signs the certificate of an HTTPS
 //! receiver (Python's http.server with ssl); watchdog trusts it only with the CA file.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 fn openssl(dir: &Path, args: &[&str]) {
     let status = Command::new("openssl")
@@ -95,8 +97,7 @@ struct Https(Child);
 
 impl Drop for Https {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        common::reap(&mut self.0);
     }
 }
 
@@ -109,7 +110,8 @@ fn test_alert(url: &str, ca_file: Option<&Path>) -> (Option<i32>, String) {
     if let Some(ca) = ca_file {
         command.env("WATCHDOG_CA_FILE", ca);
     }
-    let output = command.output().unwrap();
+    let (output, _) = common::run_within(&mut command, Duration::from_secs(60))
+        .unwrap_or_else(|waited| panic!("test-alert still ran after {waited:?}"));
     (
         output.status.code(),
         String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -127,12 +129,10 @@ fn a_private_ca_is_trusted_only_through_the_ca_file() {
         .stdout(Stdio::piped())
         .spawn()
         .expect("python3 runs");
-    let port = BufReader::new(child.stdout.take().unwrap())
-        .lines()
-        .next()
-        .unwrap()
-        .unwrap();
+    let stdout = child.stdout.take().unwrap();
     let _server = Https(child);
+    // Its first line, the port, within the tests' deadline.
+    let port = common::Logs::follow(stdout).next_line();
     let url = format!("https://127.0.0.1:{port}/hook");
 
     let (code, stdout) = test_alert(&url, None);

@@ -271,13 +271,15 @@ fn a_taken_port_stops_run_with_status_2_and_healthcheck_fails_without_a_daemon()
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
     let dir = tempfile::tempdir().unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_watchdog"))
-        .arg("run")
-        .env_clear()
-        .env("WATCHDOG_LISTEN", format!("127.0.0.1:{port}"))
-        .env("WATCHDOG_STATE_DIR", dir.path())
-        .output()
-        .unwrap();
+    let (output, _) = run_within(
+        Command::new(env!("CARGO_BIN_EXE_watchdog"))
+            .arg("run")
+            .env_clear()
+            .env("WATCHDOG_LISTEN", format!("127.0.0.1:{port}"))
+            .env("WATCHDOG_STATE_DIR", dir.path()),
+        Duration::from_secs(30),
+    )
+    .unwrap_or_else(|waited| panic!("run still ran after {waited:?}"));
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -285,19 +287,18 @@ fn a_taken_port_stops_run_with_status_2_and_healthcheck_fails_without_a_daemon()
         "{stderr}"
     );
 
-    drop(taken);
-    let output = Command::new(env!("CARGO_BIN_EXE_watchdog"))
-        .arg("healthcheck")
-        .env_clear()
-        .env("WATCHDOG_LISTEN", format!("0.0.0.0:{port}"))
-        .output()
-        .unwrap();
+    // Port 0: nothing ever listens there (a port let go of might be taken meanwhile).
+    let (output, _) = run_within(
+        Command::new(env!("CARGO_BIN_EXE_watchdog"))
+            .arg("healthcheck")
+            .env_clear()
+            .env("WATCHDOG_LISTEN", "0.0.0.0:0"),
+        Duration::from_secs(30),
+    )
+    .unwrap_or_else(|waited| panic!("healthcheck still ran after {waited:?}"));
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains(&format!("http://127.0.0.1:{port}/healthz")),
-        "{stderr}"
-    );
+    assert!(stderr.contains("http://127.0.0.1:0/healthz"), "{stderr}");
 }
 
 #[test]
