@@ -110,15 +110,6 @@ impl Drop for Server {
     }
 }
 
-/// A free port on 127.0.0.1 (bound, then released for the caller to bind).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A plain HTTP/1.0 GET to 127.0.0.1:`port`: (status, body), or `None` when nothing answers.
 pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     http_get_with(port, path, &[])
