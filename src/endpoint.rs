@@ -219,15 +219,6 @@ fn answer(
     }
 }
 
-/// How the endpoint treats its clients (`WATCHDOG_LISTEN_MAX_CONN`, `WATCHDOG_LISTEN_TOKEN`).
-#[derive(Debug, Clone)]
-pub struct EndpointSettings {
-    /// Open connections at most (the runner fits it to the open-file limit before serving).
-    pub max_conn: usize,
-    /// What `/status` and `/metrics` require; `None`: they are open.
-    pub token: Option<Token>,
-}
-
 /// The bearer token of the endpoint. Never shown, not even in a debug print.
 #[derive(Clone)]
 pub struct Token {
@@ -377,10 +368,11 @@ impl Backoff {
     }
 }
 
-/// Serves `view` on `listener` until aborted, within `settings`' connection cap and token.
-pub async fn serve(listener: TcpListener, view: Arc<View>, settings: EndpointSettings) {
-    let connections = Arc::new(Connections::new(settings.max_conn));
-    let token = settings.token.map(Arc::new);
+/// Serves `view` on `listener` until aborted, with at most `max_conn` connections open and,
+/// when a `token` is given, `/status` and `/metrics` behind it.
+pub async fn serve(listener: TcpListener, view: Arc<View>, max_conn: usize, token: Option<Token>) {
+    let connections = Arc::new(Connections::new(max_conn));
+    let token = token.map(Arc::new);
     let mut backoff = Backoff::default();
     loop {
         let stream = match listener.accept().await {

@@ -19,7 +19,8 @@ use std::path::Path;
 use watchdog_collectors::pattern::PatternSet;
 
 pub use settings::{
-    DeliverySettings, JobsSettings, JobsSourceSettings, ProcSettings, RunnerSettings, Settings,
+    DeliverySettings, EndpointSettings, JobsSettings, JobsSourceSettings, ProcSettings,
+    RunnerSettings, Settings,
 };
 pub use vars::{Check, Config, LogFormat, Shown, Var, DEFAULT_JOBS_QUERY, DEFAULT_LISTEN, VARS};
 

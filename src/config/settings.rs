@@ -11,7 +11,6 @@ use std::time::Duration;
 use watchdog_collectors::pattern::PatternSet;
 
 use super::{http_url, Config, ConfigError};
-use crate::endpoint::{EndpointSettings, Token};
 use crate::engine::Rules;
 use crate::model::{comma_list, Lang};
 use crate::notify::{alertmanager::Auth, ChannelSettings, TelegramSettings};
@@ -77,6 +76,25 @@ pub struct JobsSettings {
     pub pid_ns: Option<PatternSet>,
     pub timeout: Duration,
     pub rules: JobsRules,
+}
+
+/// How the endpoint treats its clients (`WATCHDOG_LISTEN_MAX_CONN`, `WATCHDOG_LISTEN_TOKEN`).
+#[derive(Clone)]
+pub struct EndpointSettings {
+    /// Open connections at most (the runner fits it to the open-file limit before serving).
+    pub max_conn: usize,
+    /// What `/status` and `/metrics` require as a bearer token; `None`: they are open.
+    pub token: Option<String>,
+}
+
+impl std::fmt::Debug for EndpointSettings {
+    /// The token is never shown, not even in a debug print.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EndpointSettings")
+            .field("max_conn", &self.max_conn)
+            .field("token", &self.token.as_ref().map(|_| "***"))
+            .finish()
+    }
 }
 
 /// Delivery: the channels, and how the outboxes behave.
@@ -171,7 +189,7 @@ impl Settings {
             listen: config.listen_addr(),
             endpoint: EndpointSettings {
                 max_conn: config.listen_max_conn,
-                token: (!config.listen_token.is_empty()).then(|| Token::new(&config.listen_token)),
+                token: (!config.listen_token.is_empty()).then(|| config.listen_token.clone()),
             },
         })
     }

@@ -341,11 +341,13 @@ pub async fn serve(mut daemon: Daemon, shutdown: impl Future<Output = ()>) {
                 if let Ok(addr) = listener.local_addr() {
                     tracing::info!(%addr, "serving /metrics, /healthz, /readyz and /status");
                 }
-                let settings = daemon.settings.endpoint.clone();
+                let settings = &daemon.settings.endpoint;
+                let token = settings.token.as_deref().map(endpoint::Token::new);
                 tasks.push(tokio::spawn(endpoint::serve(
                     listener,
                     daemon.view(),
-                    settings,
+                    settings.max_conn,
+                    token,
                 )));
             }
             Err(e) => tracing::error!("cannot serve the HTTP endpoint: {e}"),
