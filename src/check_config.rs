@@ -25,6 +25,10 @@ pub fn main(config: &Config, settings: &Settings, unknown: usize) -> u8 {
     for (name, target) in channels {
         println!("channel {name}: {target}");
     }
+    if let Err(error) = crate::collect::build(settings) {
+        eprintln!("watchdog: {error}");
+        return EXIT_BAD_CONFIG;
+    }
     if unknown > 0 {
         eprintln!("watchdog: {unknown} unknown WATCHDOG_* variable(s); see the warnings above");
         return EXIT_BAD_CONFIG;

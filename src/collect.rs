@@ -6,14 +6,13 @@
 //! hold or forget, and (for jobs) what to remember. It runs nothing on its own; the runner and
 //! `once` call the collectors.
 
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use watchdog_collectors::jobs::{JobsCollector, JobsConfig, Source};
 use watchdog_collectors::proc::{ProcCollector, ProcConfig};
 use watchdog_collectors::{Collector, Observation};
 
-use crate::config::{JobsSourceSettings, Settings};
+use crate::config::{ConfigError, JobsSourceSettings, Settings, PREFIX};
 use crate::engine::{AlertState, CollectorTick};
 use crate::model::{CollectFailure, Memory, Signal, Unix};
 use crate::signals;
@@ -21,27 +20,19 @@ use crate::signals;
 /// Every collector watchdog knows, in the fixed order of reports.
 pub const KNOWN: &[&str] = &["proc", "jobs"];
 
-/// The enabled collectors, and the jobs collector's switch for reading every process.
-pub struct Built {
-    pub collectors: Vec<Arc<dyn Collector>>,
-    /// Set while a leftover watch is open; `None` without the jobs collector.
-    pub jobs_read_all: Option<Arc<AtomicBool>>,
-}
-
 /// Builds the enabled collectors, in the order of [`KNOWN`].
-pub fn build(settings: &Settings) -> Built {
-    let mut built = Built {
-        collectors: Vec::new(),
-        jobs_read_all: None,
-    };
+///
+/// # Errors
+/// The jobs HTTP source has no roots to trust at all (no system store, no CA file); the error
+/// names `WATCHDOG_CA_FILE`.
+pub fn build(settings: &Settings) -> Result<Vec<Arc<dyn Collector>>, ConfigError> {
+    let mut built: Vec<Arc<dyn Collector>> = Vec::new();
     if let Some(proc) = &settings.proc {
-        built
-            .collectors
-            .push(Arc::new(ProcCollector::new(ProcConfig::with_system_units(
-                proc.root.clone(),
-                proc.patterns.clone(),
-                proc.exclude.clone(),
-            ))));
+        built.push(Arc::new(ProcCollector::new(ProcConfig::with_system_units(
+            proc.root.clone(),
+            proc.patterns.clone(),
+            proc.exclude.clone(),
+        ))));
     }
     if let Some(jobs) = &settings.jobs {
         let source = match &jobs.source {
@@ -49,30 +40,25 @@ pub fn build(settings: &Settings) -> Built {
                 url: url.to_string(),
                 token: token.clone(),
                 timeout: jobs.timeout,
-                ca_pem: settings
-                    .delivery
-                    .ca_file
-                    .as_ref()
-                    .and_then(|path| std::fs::read(path).ok()),
+                tls: settings.tls.get().map_err(|e| ConfigError {
+                    var: format!("{PREFIX}CA_FILE"),
+                    value: None,
+                    expected: format!("roots to trust for WATCHDOG_JOBS_URL ({e})"),
+                })?,
             },
             JobsSourceSettings::Sqlite { path, query } => Source::Sqlite {
                 path: path.clone(),
                 query: query.clone(),
             },
         };
-        let read_all = Arc::new(AtomicBool::new(false));
-        built
-            .collectors
-            .push(Arc::new(JobsCollector::new(JobsConfig {
-                source,
-                root: jobs.root.clone(),
-                pid_ns: jobs.pid_ns.clone(),
-                ticks_per_second: watchdog_collectors::proc::ticks_per_second(),
-                read_all: Arc::clone(&read_all),
-            })));
-        built.jobs_read_all = Some(read_all);
+        built.push(Arc::new(JobsCollector::new(JobsConfig {
+            source,
+            root: jobs.root.clone(),
+            pid_ns: jobs.pid_ns.clone(),
+            ticks_per_second: watchdog_collectors::proc::ticks_per_second(),
+        })));
     }
-    built
+    Ok(built)
 }
 
 /// What one collector did this tick.

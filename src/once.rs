@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use watchdog_collectors::Collector;
+use watchdog_collectors::{CollectRequest, Collector};
 
 use crate::collect::{self, Outcome};
 use crate::config::Settings;
@@ -24,13 +24,19 @@ pub use crate::report::{EXIT_ACTIVE, EXIT_COLLECTOR_FAILED};
 
 /// Runs `watchdog once`.
 pub fn main(settings: &Settings, json: bool, check: bool) -> ExitCode {
-    let built = collect::build(settings);
-    if built.collectors.is_empty() {
+    let collectors = match collect::build(settings) {
+        Ok(collectors) => collectors,
+        Err(error) => {
+            eprintln!("watchdog: {error}");
+            return ExitCode::from(crate::EXIT_BAD_CONFIG);
+        }
+    };
+    if collectors.is_empty() {
         tracing::warn!(
             "no collector is enabled; set WATCHDOG_PROC_ENABLED=true or WATCHDOG_JOBS_ENABLED=true"
         );
     }
-    let outcomes = match collect_within(built.collectors, settings.runner.collect_timeout) {
+    let outcomes = match collect_within(collectors, settings.runner.collect_timeout) {
         Ok(outcomes) => outcomes,
         Err(error) => {
             eprintln!("watchdog: cannot start the collector threads: {error}");
@@ -69,7 +75,8 @@ fn collect_within(
         .enable_time()
         .build()?;
     let mut scheduler = Scheduler::new(collectors, limit);
-    let outcomes = runtime.block_on(scheduler.collect());
+    // A first tick: no leftover watch is open, so nothing asks for every process.
+    let outcomes = runtime.block_on(scheduler.collect(&CollectRequest::default()));
     runtime.shutdown_background();
     Ok(runner::all_known(&outcomes))
 }

@@ -28,9 +28,11 @@ use serde::Serialize;
 
 use crate::cgroup::{self, Container};
 use crate::mask::mask_cmdline;
-use crate::proc::{list_pids, parse_stat, split_cmdline};
+use crate::parse::{parse_stat, split_cmdline};
+use crate::proc_root::list_pids;
+use crate::proc_root::read_small;
 use crate::psi::{self, Psi};
-use crate::{read_small, CollectError};
+use crate::CollectError;
 
 /// The collector's name: its module name and its config token.
 pub const NAME: &str = "pressure";
@@ -163,7 +165,7 @@ impl PressureConfig {
             thresholds,
             top,
             sampling,
-            ticks_per_second: crate::proc::ticks_per_second(),
+            ticks_per_second: crate::proc_root::ticks_per_second(),
         }
     }
 }
@@ -609,7 +611,10 @@ impl crate::Collector for PressureCollector {
         NAME
     }
 
-    fn collect(&self) -> Result<crate::Observation, CollectError> {
+    fn collect(
+        &self,
+        _request: &crate::CollectRequest,
+    ) -> Result<crate::Observation, CollectError> {
         self.scan().map(crate::Observation::Pressure)
     }
 }

@@ -50,23 +50,30 @@ pub enum RegularError {
     Io { path: PathBuf, source: io::Error },
 }
 
+/// A SQLite database, or a file SQLite opens beside it, that is not a regular file.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{}is {what}, not a regular file", .sidecar.map(|s| format!("its {s} file ")).unwrap_or_default())]
+pub struct NotRegularSqlite {
+    /// `-wal`, `-shm` or `-journal`; `None` for the database itself.
+    pub sidecar: Option<&'static str>,
+    pub what: &'static str,
+}
+
 /// Checks a SQLite database and the files SQLite opens beside it (`-wal`, `-shm`, `-journal`)
 /// where they exist: SQLite opens each by path with a blocking `open()`, which a FIFO would
-/// hold for ever. A missing database is left for SQLite to report.
+/// hold for ever. What is missing, or cannot be looked at, is left for SQLite to report.
 ///
 /// # Errors
-/// The reason, to follow the database's name: `is a FIFO, not a regular file` for the
-/// database itself, the sidecar's path and what it is for a sidecar.
-pub fn sqlite_files(database: &Path) -> Result<(), String> {
-    for suffix in ["", "-wal", "-shm", "-journal"] {
+/// The first of them that exists and is not a regular file.
+pub fn sqlite_files(database: &Path) -> Result<(), NotRegularSqlite> {
+    for sidecar in [None, Some("-wal"), Some("-shm"), Some("-journal")] {
         let mut name = database.as_os_str().to_owned();
-        name.push(suffix);
-        match regular_or_absent(Path::new(&name)) {
-            Ok(_) => {}
-            Err(RegularError::NotRegular(e)) if suffix.is_empty() => {
-                return Err(format!("is {}, not a regular file", e.what));
-            }
-            Err(e) => return Err(e.to_string()),
+        name.push(sidecar.unwrap_or_default());
+        if let Err(RegularError::NotRegular(e)) = regular_or_absent(Path::new(&name)) {
+            return Err(NotRegularSqlite {
+                sidecar,
+                what: e.what,
+            });
         }
     }
     Ok(())
@@ -139,16 +146,12 @@ mod tests {
         std::fs::write(&db, "").unwrap();
         assert_eq!(sqlite_files(&db), Ok(()));
         std::fs::create_dir(dir.path().join("jobs.db-wal")).unwrap();
+        let error = sqlite_files(&db).unwrap_err();
         assert_eq!(
-            sqlite_files(&db),
-            Err(format!(
-                "{}-wal: is a directory, not a regular file",
-                db.display()
-            ))
+            error.to_string(),
+            "its -wal file is a directory, not a regular file"
         );
-        assert_eq!(
-            sqlite_files(dir.path()),
-            Err("is a directory, not a regular file".into())
-        );
+        let error = sqlite_files(dir.path()).unwrap_err();
+        assert_eq!(error.to_string(), "is a directory, not a regular file");
     }
 }

@@ -68,6 +68,8 @@ impl std::fmt::Display for UnknownVar {
 pub struct Loaded {
     pub config: Config,
     pub unknown: Vec<UnknownVar>,
+    /// The certificates of `WATCHDOG_CA_FILE`, read once, by validation.
+    pub ca_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
 }
 
 fn var(key: &str) -> Option<&'static Var> {
@@ -120,7 +122,12 @@ impl Config {
             error
         })?;
         config.validate()?;
-        Ok(Loaded { config, unknown })
+        let ca_roots = config.ca_roots()?;
+        Ok(Loaded {
+            config,
+            unknown,
+            ca_roots,
+        })
     }
 
     /// Checks what one variable alone cannot say.
@@ -169,14 +176,6 @@ impl Config {
         if !self.listen_token.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(Self::invalid("listen_token", None));
         }
-        if !self.ca_file.is_empty() {
-            if let Err(e) = crate::tls::load_ca_file(Path::new(&self.ca_file)) {
-                return Err(ConfigError {
-                    expected: format!("a regular file of PEM certificates, at most 1 MiB ({e})"),
-                    ..Self::invalid("ca_file", Some(&self.ca_file))
-                });
-            }
-        }
         if !self.webhook_secret.is_empty() && self.webhook_key().is_none() {
             return Err(Self::invalid("webhook_secret", None));
         }
@@ -188,6 +187,20 @@ impl Config {
         }
         self.proc_pattern_sets()?;
         Ok(())
+    }
+
+    /// The certificates of `WATCHDOG_CA_FILE` (none when it is empty).
+    ///
+    /// # Errors
+    /// The file is not a regular file of PEM certificates of at most 1 MiB.
+    pub fn ca_roots(&self) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, ConfigError> {
+        if self.ca_file.is_empty() {
+            return Ok(Vec::new());
+        }
+        crate::tls::load_ca_file(Path::new(&self.ca_file)).map_err(|e| ConfigError {
+            expected: format!("a regular file of PEM certificates, at most 1 MiB ({e})"),
+            ..Self::invalid("ca_file", Some(&self.ca_file))
+        })
     }
 
     /// The compiled include and exclude patterns of the proc collector.
@@ -304,9 +317,9 @@ impl Config {
                 let shown = match declared.check.shown() {
                     _ if value.is_empty() => value,
                     Shown::Never => "***".to_string(),
-                    Shown::Origin => value
-                        .split(',')
-                        .map(|u| mask_url(u.trim()))
+                    Shown::Origin => crate::model::comma_list(&value)
+                        .iter()
+                        .map(|u| mask_url(u))
                         .collect::<Vec<_>>()
                         .join(","),
                     Shown::AsIs => value,
@@ -326,10 +339,8 @@ fn check(declared: &Var, value: &str) -> Result<(), ConfigError> {
         Check::Bool => matches!(value, "true" | "false"),
         Check::OneOf(words) => words.contains(&value),
         Check::Url => http_url(value).is_some(),
-        Check::UrlList => value
-            .split(',')
-            .map(str::trim)
-            .filter(|u| !u.is_empty())
+        Check::UrlList => crate::model::comma_list(value)
+            .iter()
             .all(|u| http_url(u).is_some()),
         Check::Text { .. } | Check::Secret { .. } => true,
     };
