@@ -406,6 +406,7 @@ pub async fn serve(listener: TcpListener, view: Arc<View>, max_conn: usize, toke
                 // The head is whole: this connection is being answered, not idle.
                 connections.set_waiting(id, false);
                 let response = answer(&view, token.as_deref(), &request);
+                // Answered (synchronously): a kept-alive connection now waits for its next head.
                 connections.set_waiting(id, true);
                 async move { Ok::<_, Infallible>(response) }
             });
