@@ -18,8 +18,11 @@ const UNLIMITED_TARGET: u64 = 1 << 20;
 pub fn raise_soft_limit() -> Option<u64> {
     let Rlimit { current, maximum } = getrlimit(Resource::Nofile);
     let target = maximum.unwrap_or(UNLIMITED_TARGET);
-    if current.is_some_and(|soft| soft >= target) || current.is_none() {
-        return current;
+    match current {
+        // Unlimited already, or as high as it may go.
+        None => return None,
+        Some(soft) if soft >= target => return current,
+        Some(_) => {}
     }
     let raised = Rlimit {
         current: Some(target),
