@@ -10,11 +10,11 @@ use std::sync::Arc;
 
 use watchdog_collectors::jobs::{JobsCollector, JobsConfig, Source};
 use watchdog_collectors::proc::{ProcCollector, ProcConfig};
-use watchdog_collectors::{CollectRequest, Collector, Observation};
+use watchdog_collectors::{Collector, Observation};
 
 use crate::config::{ConfigError, JobsSourceSettings, Settings, PREFIX};
-use crate::engine::CollectorTick;
-use crate::model::{CollectFailure, JobsMemory, Signal, Unix};
+use crate::engine::{AlertState, CollectorTick};
+use crate::model::{CollectFailure, Memory, Signal, Unix};
 use crate::signals;
 
 /// Every collector watchdog knows, in the fixed order of reports.
@@ -69,30 +69,16 @@ pub struct Outcome {
     pub result: Option<Result<Observation, CollectFailure>>,
 }
 
-/// Runs every enabled collector once, in order, in this thread, and reports every known one.
-pub fn collect_all(collectors: &[Arc<dyn Collector>], request: &CollectRequest) -> Vec<Outcome> {
-    KNOWN
-        .iter()
-        .map(|&name| Outcome {
-            name,
-            result: collectors
-                .iter()
-                .find(|c| c.name() == name)
-                .map(|c| c.collect(request).map_err(CollectFailure::from)),
-        })
-        .collect()
-}
-
-/// What one observation means: its signals, the entities to hold and to forget, and the jobs
-/// memory to keep.
+/// What one observation means: its signals, the entities to hold and to forget, and what its
+/// builders remember.
 #[derive(Debug, Clone, Default)]
 pub struct Derived {
     pub signals: Vec<Signal>,
     pub held: Vec<String>,
     /// Entities to drop without a recovery.
     pub forget: Vec<String>,
-    /// Set for a jobs observation.
-    pub memory: Option<JobsMemory>,
+    /// What the builders remember for the next tick.
+    pub memory: Option<Memory>,
 }
 
 impl Derived {
@@ -107,38 +93,37 @@ impl Derived {
     }
 }
 
-/// Derives signals from one successful observation, with the builders' settings and memory.
+/// Derives signals from one successful observation, with the builders' settings and what they
+/// remembered in `state` (the last tick's).
 pub fn derive(
     observation: &Observation,
     settings: &Settings,
-    memory: &JobsMemory,
+    state: &AlertState,
     now: Unix,
 ) -> Derived {
     match observation {
-        Observation::Proc(scan) => Derived {
-            signals: settings
-                .proc
-                .as_ref()
-                .map(|proc| signals::proc::build(scan, &proc.rules))
-                .unwrap_or_default(),
-            held: scan
-                .unreadable
-                .iter()
-                .map(|pid| format!("proc:{pid}"))
-                .collect(),
-            forget: Vec::new(),
-            memory: None,
-        },
+        Observation::Proc(scan) => {
+            let Some(proc) = &settings.proc else {
+                return Derived::default();
+            };
+            let built = signals::proc::build(scan, state.proc(), &proc.rules);
+            Derived {
+                signals: built.signals,
+                held: built.held,
+                forget: Vec::new(),
+                memory: Some(Memory::Proc(built.memory)),
+            }
+        }
         Observation::Jobs(scan) => {
             let Some(jobs) = &settings.jobs else {
                 return Derived::default();
             };
-            let built = signals::jobs::build(scan, memory, now, &jobs.rules);
+            let built = signals::jobs::build(scan, state.jobs(), now, &jobs.rules);
             Derived {
                 signals: built.signals,
                 held: built.held,
                 forget: built.forget,
-                memory: Some(built.memory),
+                memory: Some(Memory::Jobs(built.memory)),
             }
         }
     }

@@ -4,7 +4,14 @@
 //! server (hyper, HTTP/1.1, GET only). It never runs a collection or touches alert state:
 //! a scrape costs an encode, not a scan. Liveness is about the loop only (a down jobs endpoint
 //! must never get the watchdog restarted); readiness also wants every collector seeing.
+//!
+//! A flood must not cost the daemon its descriptors, its CPU or its probes: connections are
+//! capped (at the cap a new one closes the oldest that has not sent a whole request head, so a
+//! probe never queues behind idle sockets), a head must be complete within 2 s, and accept
+//! errors (EMFILE) back off instead of spinning. With a token set, `/status` (host command
+//! lines) and `/metrics` need it; the probes stay open.
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -16,6 +23,7 @@ use hyper::header::HeaderValue;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use serde::Serialize;
@@ -155,15 +163,34 @@ fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
     response
 }
 
-fn answer(view: &View, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+fn answer(
+    view: &View,
+    token: Option<&Token>,
+    request: &Request<Incoming>,
+) -> Response<Full<Bytes>> {
     if request.method() != Method::GET && request.method() != Method::HEAD {
         return text(StatusCode::METHOD_NOT_ALLOWED, "GET only\n".into());
+    }
+    let path = request.uri().path();
+    if let (Some(token), "/metrics" | "/status") = (token, path) {
+        let given = request.headers().get(hyper::header::AUTHORIZATION);
+        if !given.is_some_and(|value| token.admits(value.as_bytes())) {
+            let mut response = text(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized: send Authorization: Bearer <WATCHDOG_LISTEN_TOKEN>\n".into(),
+            );
+            response.headers_mut().insert(
+                hyper::header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer"),
+            );
+            return response;
+        }
     }
     let probe = |result: Result<(), String>, ok: &str| match result {
         Ok(()) => text(StatusCode::OK, format!("{ok}\n")),
         Err(reason) => text(StatusCode::SERVICE_UNAVAILABLE, format!("{reason}\n")),
     };
-    match request.uri().path() {
+    match path {
         "/metrics" => {
             let mut response = text(StatusCode::OK, view.metrics.encode());
             response.headers_mut().insert(
@@ -192,23 +219,207 @@ fn answer(view: &View, request: &Request<Incoming>) -> Response<Full<Bytes>> {
     }
 }
 
-/// Serves `view` on `listener` until aborted. Slow clients get a header timeout.
-pub async fn serve(listener: TcpListener, view: Arc<View>) {
+/// The bearer token of the endpoint. Never shown, not even in a debug print.
+#[derive(Clone)]
+pub struct Token {
+    /// Its SHA-256: what a given token is compared with.
+    digest: [u8; 32],
+}
+
+impl Token {
+    pub fn new(token: &str) -> Self {
+        Self {
+            digest: sha256(token.as_bytes()),
+        }
+    }
+
+    /// Whether an `Authorization` value is `Bearer <this token>` (the scheme in any case, as
+    /// RFC 9110 has it). The tokens are compared in constant time, as digests, so neither the
+    /// bytes nor the length of this one leak through timing.
+    pub fn admits(&self, authorization: &[u8]) -> bool {
+        use subtle::ConstantTimeEq;
+        let Some(at) = authorization.iter().position(|&b| b == b' ') else {
+            return false;
+        };
+        let (scheme, rest) = authorization.split_at(at);
+        let given = rest.trim_ascii_start();
+        scheme.eq_ignore_ascii_case(b"Bearer")
+            && !given.is_empty()
+            && bool::from(self.digest.ct_eq(&sha256(given)))
+    }
+}
+
+fn sha256(bytes: &[u8]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes).into()
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(***)")
+    }
+}
+
+/// How long a client may take to send a whole request head, on a new connection and between
+/// the requests of a kept-alive one.
+pub const HEAD_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The open connections, oldest first, and whether each is waiting for a request head.
+struct Connections {
+    max: usize,
+    table: Mutex<Table>,
+}
+
+#[derive(Default)]
+struct Table {
+    next: u64,
+    /// By id, which grows with age: the first entry is the oldest.
+    open: BTreeMap<u64, Open>,
+}
+
+struct Open {
+    waiting_for_head: bool,
+    close: Arc<Notify>,
+}
+
+/// One admitted connection; dropping it frees its place.
+struct Admitted {
+    id: u64,
+    close: Arc<Notify>,
+    connections: Arc<Connections>,
+}
+
+impl Connections {
+    fn new(max: usize) -> Self {
+        Self {
+            max: max.max(1),
+            table: Mutex::new(Table::default()),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Table> {
+        // Each change is one insert or remove; a panic elsewhere cannot leave one half-made.
+        self.table
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Makes room for a new connection: at the cap, the oldest one that has not sent a whole
+    /// request head is told to close. `None` when every open one is being answered.
+    fn admit(self: &Arc<Self>) -> Option<Admitted> {
+        let mut table = self.lock();
+        if table.open.len() >= self.max {
+            let oldest_idle = table
+                .open
+                .iter()
+                .find(|(_, open)| open.waiting_for_head)
+                .map(|(id, _)| *id)?;
+            if let Some(open) = table.open.remove(&oldest_idle) {
+                // A permit: it closes even if its task has not reached its wait yet.
+                open.close.notify_one();
+            }
+        }
+        let id = table.next;
+        table.next += 1;
+        let close = Arc::new(Notify::new());
+        table.open.insert(
+            id,
+            Open {
+                waiting_for_head: true,
+                close: Arc::clone(&close),
+            },
+        );
+        Some(Admitted {
+            id,
+            close,
+            connections: Arc::clone(self),
+        })
+    }
+
+    fn set_waiting(&self, id: u64, waiting: bool) {
+        if let Some(open) = self.lock().open.get_mut(&id) {
+            open.waiting_for_head = waiting;
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.lock().open.len()
+    }
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        self.connections.lock().open.remove(&self.id);
+    }
+}
+
+/// The pause after a failed accept: from 10 ms, doubling up to 1 s while accepts keep failing.
+/// Retrying at once, as when the open-file limit is reached, only spins.
+#[derive(Debug, Default)]
+struct Backoff {
+    failures: u32,
+}
+
+impl Backoff {
+    fn next(&mut self) -> Duration {
+        let wait = Duration::from_millis(10).saturating_mul(1 << self.failures.min(7));
+        self.failures = self.failures.saturating_add(1);
+        wait.min(Duration::from_secs(1))
+    }
+}
+
+/// Serves `view` on `listener` until aborted, with at most `max_conn` connections open and,
+/// when a `token` is given, `/status` and `/metrics` behind it.
+pub async fn serve(listener: TcpListener, view: Arc<View>, max_conn: usize, token: Option<Token>) {
+    let connections = Arc::new(Connections::new(max_conn));
+    let token = token.map(Arc::new);
+    let mut backoff = Backoff::default();
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => {
+                if backoff.failures > 0 {
+                    tracing::info!(failed = backoff.failures, "accepting connections again");
+                }
+                backoff = Backoff::default();
+                stream
+            }
+            Err(error) => {
+                let wait = backoff.next();
+                if backoff.failures == 1 {
+                    tracing::warn!(%error, "cannot accept a connection; backing off");
+                }
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+        };
+        let Some(admitted) = connections.admit() else {
+            // Every open connection is being answered: this one waits for none of them.
+            tracing::debug!(open = connections.len(), "connection refused at the cap");
             continue;
         };
         let view = Arc::clone(&view);
+        let token = token.clone();
         tokio::spawn(async move {
+            let (id, close) = (admitted.id, Arc::clone(&admitted.close));
+            let connections = Arc::clone(&admitted.connections);
             let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-                let response = answer(&view, &request);
+                // The head is whole: this connection is being answered, not idle.
+                connections.set_waiting(id, false);
+                let response = answer(&view, token.as_deref(), &request);
+                // Answered (synchronously): a kept-alive connection now waits for its next head.
+                connections.set_waiting(id, true);
                 async move { Ok::<_, Infallible>(response) }
             });
-            let _ = hyper::server::conn::http1::Builder::new()
+            let connection = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(5))
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+                .header_read_timeout(HEAD_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::select! {
+                _ = connection => {}
+                // Closed to make room: dropping the connection closes its socket.
+                () = close.notified() => {}
+            }
+            drop(admitted);
         });
     }
 }
@@ -323,5 +534,64 @@ mod tests {
             Err("collector proc has failed 3 ticks in a row: boom".into())
         );
         assert_eq!(view.live(), Ok(()));
+    }
+
+    /// Whether `admitted` was told to close (its permit is waiting).
+    async fn told_to_close(admitted: &Admitted) -> bool {
+        tokio::time::timeout(Duration::from_millis(10), admitted.close.notified())
+            .await
+            .is_ok()
+    }
+
+    #[tokio::test]
+    async fn at_the_cap_the_oldest_connection_waiting_for_a_head_makes_room() {
+        let connections = Arc::new(Connections::new(3));
+        let first = connections.admit().unwrap();
+        let second = connections.admit().unwrap();
+        let third = connections.admit().unwrap();
+        // The oldest is being answered: the next oldest idle one goes.
+        connections.set_waiting(first.id, false);
+        let fourth = connections.admit().unwrap();
+        assert!(!told_to_close(&first).await, "being answered");
+        assert!(told_to_close(&second).await, "the oldest idle one");
+        assert!(!told_to_close(&third).await);
+        assert_eq!(connections.len(), 3);
+        drop(second);
+        assert_eq!(connections.len(), 3, "its place was already taken");
+
+        connections.set_waiting(third.id, false);
+        connections.set_waiting(fourth.id, false);
+        assert!(
+            connections.admit().is_none(),
+            "every open one is being answered: the new one is refused"
+        );
+        drop(third);
+        assert!(connections.admit().is_some(), "a place came free");
+    }
+
+    #[test]
+    fn accept_backoff_doubles_from_10_ms_to_1_s() {
+        let mut backoff = Backoff::default();
+        let waits: Vec<u128> = (0..10).map(|_| backoff.next().as_millis()).collect();
+        assert_eq!(waits, [10, 20, 40, 80, 160, 320, 640, 1000, 1000, 1000]);
+    }
+
+    #[test]
+    fn the_token_admits_its_own_bearer_header_only_and_never_shows() {
+        let token = Token::new("t0k3n");
+        assert!(token.admits(b"Bearer t0k3n"));
+        assert!(token.admits(b"bearer  t0k3n"), "the scheme in any case");
+        for other in [
+            &b"Bearer t0k3"[..],
+            b"Bearer t0k3n ",
+            b"Bearer T0K3N",
+            b"Basic t0k3n",
+            b"Bearer ",
+            b"t0k3n",
+            b"",
+        ] {
+            assert!(!token.admits(other), "{:?}", String::from_utf8_lossy(other));
+        }
+        assert!(!format!("{token:?}").contains("t0k3n"));
     }
 }

@@ -1,19 +1,24 @@
 //! `watchdog once`: one collection, shown to a person or a script.
 //!
-//! Runs every enabled collector once, within `WATCHDOG_COLLECT_TIMEOUT_S`, and prints the
-//! [`Report`] as a table or JSON, with what `run` would send on its first tick from an empty
-//! state. Exits by `--check`'s table. It never reads or writes alert state and sends nothing.
+//! Runs every enabled collector once, on the runner's [`Scheduler`] and so within
+//! `WATCHDOG_COLLECT_TIMEOUT_S`, and prints the [`Report`] as a table or JSON, with what `run`
+//! would send on its first tick from an empty state. Exits by `--check`'s table. A collector
+//! stuck in a read is reported failed at the deadline and its thread is left behind: the
+//! process exits without joining it. It never reads or writes alert state and sends nothing.
 
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
-use watchdog_collectors::CollectRequest;
+use watchdog_collectors::{CollectRequest, Collector};
 
 use crate::collect::{self, Outcome};
 use crate::config::Settings;
 use crate::engine::{self, AlertState, CollectorTick};
 use crate::event::Event;
-use crate::model::{now_unix, JobsMemory, Unix};
+use crate::model::{now_unix, Unix};
 use crate::report::{Report, WouldSend};
+use crate::runner::{self, Scheduler};
 
 pub use crate::report::{EXIT_ACTIVE, EXIT_COLLECTOR_FAILED};
 
@@ -31,7 +36,13 @@ pub fn main(settings: &Settings, json: bool, check: bool) -> ExitCode {
             "no collector is enabled; set WATCHDOG_PROC_ENABLED=true or WATCHDOG_JOBS_ENABLED=true"
         );
     }
-    let outcomes = collect::collect_all(&collectors, &CollectRequest::default());
+    let outcomes = match collect_within(collectors, settings.runner.collect_timeout) {
+        Ok(outcomes) => outcomes,
+        Err(error) => {
+            eprintln!("watchdog: cannot start the collector threads: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
     let report = pass(settings, &outcomes, now_unix());
     for c in report.collectors.iter() {
         if let Some(error) = &c.error {
@@ -50,17 +61,38 @@ pub fn main(settings: &Settings, json: bool, check: bool) -> ExitCode {
     }
 }
 
+/// Runs every collector once, each on a blocking thread and all within `limit`, and reports
+/// every known collector. A collector still running at the deadline keeps its thread, which
+/// the runtime leaves behind rather than wait for.
+///
+/// # Errors
+/// The runtime that runs the threads could not be started.
+fn collect_within(
+    collectors: Vec<Arc<dyn Collector>>,
+    limit: Duration,
+) -> std::io::Result<Vec<Outcome>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()?;
+    let mut scheduler = Scheduler::new(collectors, limit);
+    // A first tick: no leftover watch is open, so nothing asks for every process.
+    let outcomes = runtime.block_on(scheduler.collect(&CollectRequest::default()));
+    runtime.shutdown_background();
+    Ok(runner::all_known(&outcomes))
+}
+
 /// The report of one pass, with the events of `run`'s first tick from an empty state, decided
 /// at `now` for this host. Signals are derived once and serve both.
 pub fn pass(settings: &Settings, outcomes: &[Outcome], now: Unix) -> Report {
-    let memory = JobsMemory::default();
+    // A first tick: nothing remembered.
+    let state = AlertState::default();
     let mut signals = Vec::new();
     let mut ticks: Vec<(&str, CollectorTick)> = Vec::new();
     for outcome in outcomes {
         match &outcome.result {
             None => {}
             Some(Ok(observation)) => {
-                let derived = collect::derive(observation, settings, &memory, now);
+                let derived = collect::derive(observation, settings, &state, now);
                 signals.extend(derived.signals.iter().cloned());
                 ticks.push((outcome.name, derived.into_tick()));
             }

@@ -4,12 +4,14 @@
 //! fsync of the directory), so a `kill -9` at any point leaves the old or the new version,
 //! never half of one. A file that cannot be parsed is moved aside with a clear error and the
 //! watchdog starts fresh from it; it never crash-loops on its own state. Dead letters are
-//! appended, one JSON event a line.
+//! appended, one JSON event a line. Every file here is opened without blocking and must be a
+//! regular file: a FIFO or a device put in the state dir is refused, never waited on or read
+//! for ever.
 
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::MetadataExt;
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
@@ -91,10 +93,10 @@ impl Store {
     /// The file could not be written.
     pub fn dead_letter(&self, channel: &str, event: &Event, reason: &str) -> io::Result<()> {
         let line = serde_json::json!({"reason": reason, "event": event});
-        let mut file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dead_letter_path(channel))?;
+        let mut file = open_regular(
+            OpenOptions::new().create(true).append(true),
+            &self.dead_letter_path(channel),
+        )?;
         writeln!(file, "{line}")?;
         file.sync_data()
     }
@@ -103,7 +105,11 @@ impl Store {
     /// it is moved aside to `<name>.corrupt-<unix time>` and the error is logged.
     fn load_json<T: DeserializeOwned>(&self, name: &str) -> Option<T> {
         let path = self.dir.join(name);
-        let bytes = match fs::read(&path) {
+        let read = open_regular(OpenOptions::new().read(true), &path).and_then(|mut file| {
+            let mut bytes = Vec::new();
+            file.read_to_end(&mut bytes).map(|_| bytes)
+        });
+        let bytes = match read {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
             Err(e) => {
@@ -140,7 +146,16 @@ impl Store {
     fn write_atomic(&self, name: &str, bytes: &[u8]) -> io::Result<()> {
         let path = self.dir.join(name);
         let temp = self.dir.join(format!(".{name}.tmp"));
-        let mut file = File::create(&temp)?;
+        // A fresh file, never an old one: whatever a crash or a person left there (a FIFO would
+        // block a plain create) goes first, and O_EXCL refuses anything that comes back.
+        match fs::remove_file(&temp) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp)?;
         file.write_all(bytes)?;
         file.sync_all()?;
         drop(file);
@@ -148,6 +163,43 @@ impl Store {
         // The rename is durable only once the directory is.
         File::open(&self.dir)?.sync_all()
     }
+}
+
+/// Opens `path` with `options` and proves it a regular file. `O_NONBLOCK` makes a FIFO open at
+/// once (or fail) instead of waiting for its other end; `fstat` on the open file then refuses
+/// it, and a device such as `/dev/zero`, which would otherwise be read for ever.
+///
+/// # Errors
+/// The open fails, or the file is not a regular file (kind `InvalidInput`, naming the path).
+fn open_regular(options: &mut OpenOptions, path: &Path) -> io::Result<File> {
+    let not_regular = |kind: fs::FileType| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "{}: is {}, not a regular file",
+                path.display(),
+                watchdog_collectors::regular::describe(kind)
+            ),
+        )
+    };
+    let file = match options
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(path)
+    {
+        Ok(file) => file,
+        // A FIFO without a reader refuses a non-blocking writer (ENXIO): say what it is.
+        Err(e) => {
+            return Err(match fs::metadata(path) {
+                Ok(meta) if !meta.is_file() => not_regular(meta.file_type()),
+                _ => e,
+            })
+        }
+    };
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(not_regular(meta.file_type()));
+    }
+    Ok(file)
 }
 
 fn outbox_file(channel: &str) -> String {

@@ -5,40 +5,75 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{copy_tree, free_port, http_get};
+use common::{copy_tree, http_get, reap, wait_until, Daemon, Logs};
 
-const WAIT: Duration = Duration::from_secs(30);
-
-/// One Alertmanager process.
+/// One Alertmanager process, listening on ports it picked itself.
 struct Alertmanager {
     child: Child,
     port: u16,
+    /// Its cluster listener, `127.0.0.1:<port>`, for the next one to join.
+    cluster: String,
+    _logs: Logs,
 }
 
 impl Alertmanager {
-    fn start(dir: &Path, name: &str, port: u16, cluster: u16, peer: u16) -> Self {
+    /// Starts one whose web and cluster listeners bind 127.0.0.1:0, joining `peer`'s cluster.
+    /// Its ports are read back from it, so none is ever picked, let go of and reused.
+    fn start(dir: &Path, name: &str, peer: Option<&Alertmanager>) -> Self {
         let config = dir.join("am.yml");
         std::fs::write(
             &config,
             "route: {receiver: \"null\"}\nreceivers: [{name: \"null\"}]\n",
         )
         .unwrap();
-        let child = Command::new("prometheus-alertmanager")
+        let mut command = Command::new("prometheus-alertmanager");
+        command
             .arg(format!("--config.file={}", config.display()))
             .arg(format!("--storage.path={}", dir.join(name).display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg(format!("--cluster.listen-address=127.0.0.1:{cluster}"))
-            .arg(format!("--cluster.peer=127.0.0.1:{peer}"))
+            .arg("--web.listen-address=127.0.0.1:0")
+            .arg("--cluster.listen-address=127.0.0.1:0");
+        if let Some(peer) = peer {
+            command.arg(format!("--cluster.peer={}", peer.cluster));
+        }
+        let mut child = command
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("prometheus-alertmanager is installed (apt-get install prometheus-alertmanager; .ci/run does)");
-        let am = Self { child, port };
+        let logs = Logs::follow(child.stderr.take().expect("stderr is piped"));
+        let mut am = Self {
+            child,
+            port: 0,
+            cluster: String::new(),
+            _logs: logs,
+        };
+        // `msg="Listening on" address=127.0.0.1:<port>`: the web port it bound.
+        let line = am._logs.line_with(&["Listening on", "address=127.0.0.1:"]);
+        let at = line.find("address=127.0.0.1:").unwrap() + "address=127.0.0.1:".len();
+        am.port = line[at..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect::<String>()
+            .parse()
+            .expect("a port");
+        let port = am.port;
         wait_until("alertmanager ready", || {
             http_get(port, "/-/ready").is_some_and(|(s, _)| s == 200)
         });
+        // Its own cluster address is the peer that bears the cluster's own name.
+        let (_, body) = http_get(port, "/api/v2/status").expect("the status answers");
+        let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let own = &status["cluster"]["name"];
+        am.cluster = status["cluster"]["peers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == *own)
+            .and_then(|p| p["address"].as_str())
+            .expect("its own cluster address")
+            .to_string();
         am
     }
 
@@ -67,82 +102,31 @@ impl Alertmanager {
 
 impl Drop for Alertmanager {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        reap(&mut self.child);
     }
 }
 
-fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !ready() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+/// `watchdog run` feeding both Alertmanagers.
+fn run(root: &Path, state: &Path, urls: &str) -> Daemon {
+    Daemon::run(&[
+        ("WATCHDOG_PROC_ENABLED", "true".into()),
+        ("WATCHDOG_PROC_ROOT", root.display().to_string()),
+        ("WATCHDOG_STATE_DIR", state.display().to_string()),
+        ("WATCHDOG_ALERTMANAGER_URLS", urls.into()),
+        ("WATCHDOG_ALERTMANAGER_HOLD_S", "4".into()),
+        ("WATCHDOG_COLLECTOR_FAIL_TICKS", "2".into()),
+        ("WATCHDOG_HOST", "am-host".into()),
+        ("WATCHDOG_INTERVAL_S", "1".into()),
+        ("WATCHDOG_LOG", "watchdog=debug".into()),
+        ("WATCHDOG_LOG_FORMAT", "json".into()),
+        ("WATCHDOG_LISTEN", "off".into()),
+    ])
 }
 
-/// `watchdog run` feeding both Alertmanagers, with a log reader that counts ticks.
-struct Watchdog {
-    child: Child,
-    ticks: std::sync::mpsc::Receiver<()>,
-}
-
-impl Watchdog {
-    fn start(root: &Path, state: &Path, urls: &str) -> Self {
-        use std::io::BufRead;
-        let mut child = Command::new(env!("CARGO_BIN_EXE_watchdog"))
-            .arg("run")
-            .env_clear()
-            .env("WATCHDOG_PROC_ENABLED", "true")
-            .env("WATCHDOG_PROC_ROOT", root)
-            .env("WATCHDOG_STATE_DIR", state)
-            .env("WATCHDOG_ALERTMANAGER_URLS", urls)
-            .env("WATCHDOG_ALERTMANAGER_HOLD_S", "4")
-            .env("WATCHDOG_COLLECTOR_FAIL_TICKS", "2")
-            .env("WATCHDOG_HOST", "am-host")
-            .env("WATCHDOG_INTERVAL_S", "1")
-            .env("WATCHDOG_LOG", "watchdog=debug")
-            .env("WATCHDOG_LOG_FORMAT", "json")
-            .env("WATCHDOG_LISTEN", "off")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, ticks) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-            {
-                if line.contains(r#""message":"tick done""#) && tx.send(()).is_err() {
-                    return;
-                }
-            }
-        });
-        Self { child, ticks }
-    }
-
-    fn wait_ticks(&self, n: usize) {
-        for _ in 0..n {
-            self.ticks
-                .recv_timeout(WAIT)
-                .expect("the daemon keeps ticking");
-        }
-    }
-
-    fn stop(mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// SIGTERM, and the exit within the 5 s the README promises (plus room).
+fn stop(mut daemon: Daemon) {
+    daemon.signal("-TERM");
+    assert_eq!(daemon.exit_within(Duration::from_secs(10)), Some(0));
 }
 
 fn stuck(am: &Alertmanager) -> Option<serde_json::Value> {
@@ -154,9 +138,16 @@ fn stuck(am: &Alertmanager) -> Option<serde_json::Value> {
 #[test]
 fn an_alertmanager_pair_sees_the_alert_while_it_lasts_and_not_after() {
     let dir = tempfile::tempdir().unwrap();
-    let (p1, c1, p2, c2) = (free_port(), free_port(), free_port(), free_port());
-    let am1 = Alertmanager::start(dir.path(), "am1", p1, c1, c2);
-    let am2 = Alertmanager::start(dir.path(), "am2", p2, c2, c1);
+    let am1 = Alertmanager::start(dir.path(), "am1", None);
+    let am2 = Alertmanager::start(dir.path(), "am2", Some(&am1));
+    wait_until("a cluster of two", || {
+        http_get(am1.port, "/api/v2/status").is_some_and(|(_, body)| {
+            serde_json::from_str::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|s| s["cluster"]["peers"].as_array().map(Vec::len))
+                == Some(2)
+        })
+    });
     let root: PathBuf = dir.path().join("proc");
     copy_tree(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/proc/orphaned_pytest"),
@@ -165,7 +156,7 @@ fn an_alertmanager_pair_sees_the_alert_while_it_lasts_and_not_after() {
     let state = dir.path().join("state");
     let urls = format!("{}, {}/", am1.url(), am2.url());
 
-    let watchdog = Watchdog::start(&root, &state, &urls);
+    let watchdog = run(&root, &state, &urls);
     for am in [&am1, &am2] {
         wait_until("the alert on each instance", || stuck(am).is_some());
         let alert = stuck(am).unwrap();
@@ -188,16 +179,16 @@ fn an_alertmanager_pair_sees_the_alert_while_it_lasts_and_not_after() {
     let first_start = stuck(&am1).unwrap()["startsAt"].clone();
 
     // Past the 4 s hold: still active, because every tick sends it again.
-    watchdog.wait_ticks(6);
+    watchdog.logs.ticks(6);
     assert!(
         stuck(&am1).is_some() && stuck(&am2).is_some(),
         "still active across ticks"
     );
 
     // A restart: the alert keeps its start and stays active.
-    watchdog.stop();
-    let watchdog = Watchdog::start(&root, &state, &urls);
-    watchdog.wait_ticks(6);
+    stop(watchdog);
+    let watchdog = run(&root, &state, &urls);
+    watchdog.logs.ticks(6);
     let after_restart = stuck(&am1).expect("still active across a restart");
     assert_eq!(
         after_restart["startsAt"], first_start,
@@ -207,7 +198,7 @@ fn an_alertmanager_pair_sees_the_alert_while_it_lasts_and_not_after() {
     // A failing collector: held, so still active past the hold, and watchdog says it is blind.
     let aside = dir.path().join("proc-aside");
     std::fs::rename(&root, &aside).unwrap();
-    watchdog.wait_ticks(6);
+    watchdog.logs.ticks(6);
     assert!(
         stuck(&am1).is_some() && stuck(&am2).is_some(),
         "held while the collector fails"
@@ -233,6 +224,6 @@ fn an_alertmanager_pair_sees_the_alert_while_it_lasts_and_not_after() {
     wait_until("the new alert on the surviving instance", || {
         stuck(&am2).is_some()
     });
-    watchdog.wait_ticks(3);
+    watchdog.logs.ticks(3);
     assert!(stuck(&am2).is_some() && am2.has("WatchdogHeartbeat"));
 }

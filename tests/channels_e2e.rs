@@ -3,11 +3,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
+use std::time::Duration;
 
-use common::{free_port, Server};
+use common::{run_within, Daemon, Server};
 
 const TOKEN: &str = "987654:SECRET-token-never-logged";
 
@@ -29,7 +29,16 @@ fn watchdog(args: &[&str], vars: &[(&str, String)]) -> Command {
 }
 
 fn output(args: &[&str], vars: &[(&str, String)]) -> Output {
-    watchdog(args, vars).output().unwrap()
+    run_within(&mut watchdog(args, vars), Duration::from_secs(60))
+        .unwrap_or_else(|waited| panic!("watchdog {args:?} still ran after {waited:?}"))
+        .0
+}
+
+/// `watchdog run` with `vars`, its log followed.
+fn run(vars: &[(&str, String)]) -> Daemon {
+    let mut vars = vars.to_vec();
+    vars.push(("WATCHDOG_LISTEN", "off".to_string()));
+    Daemon::run(&vars)
 }
 
 fn ok_json(_: usize, _: &common::Request) -> common::Answer {
@@ -185,6 +194,16 @@ fn check_config_lists_every_channel_with_secrets_masked() {
         .join("\n"));
 }
 
+/// Every log line of `daemon` up to the `times`-th that contains `what`.
+fn lines_until(daemon: &Daemon, what: &str, times: usize) -> Vec<String> {
+    let mut seen = Vec::new();
+    daemon.logs.line_where(what, |line| {
+        seen.push(line.to_string());
+        seen.iter().filter(|l| l.contains(what)).count() == times
+    });
+    seen
+}
+
 #[test]
 fn no_log_line_holds_the_bot_token() {
     // Telegram refuses everything with 500s, then the API goes away: errors of both kinds.
@@ -207,45 +226,18 @@ fn no_log_line_holds_the_bot_token() {
         ("WATCHDOG_RETRY_MAX_S", "1".to_string()),
         ("WATCHDOG_LOG", "trace".to_string()),
     ];
-    let mut child = watchdog(&["run"], &vars)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap())
-        .lines()
-        .map_while(Result::ok);
-    let mut seen = Vec::new();
     // Two refused attempts, then the same against a port where nothing listens.
-    while seen
-        .iter()
-        .filter(|l: &&String| l.contains("will retry"))
-        .count()
-        < 2
-    {
-        seen.push(lines.next().expect("the daemon logs its retries"));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
+    let daemon = run(&vars);
+    let mut seen = lines_until(&daemon, "will retry", 2);
+    drop(daemon);
     assert!(seen.iter().any(|l| l.contains("HTTP 500")), "{seen:#?}");
 
-    let closed = format!("http://127.0.0.1:{}", free_port());
+    // Port 0: nothing ever listens there, so every connection is refused.
     let mut vars = vars.to_vec();
-    vars[3].1 = closed;
-    let mut child = watchdog(&["run"], &vars)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap())
-        .lines()
-        .map_while(Result::ok);
-    while !seen
-        .iter()
-        .any(|l: &String| l.contains("could not connect"))
-    {
-        seen.push(lines.next().expect("the daemon logs its retries"));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
+    vars[3].1 = "http://127.0.0.1:0".to_string();
+    let daemon = run(&vars);
+    seen.extend(lines_until(&daemon, "could not connect", 1));
+    drop(daemon);
     for line in &seen {
         assert!(
             !line.contains("SECRET") && !line.contains("987654"),
@@ -273,35 +265,20 @@ fn the_heartbeat_is_fetched_on_successful_ticks_only() {
         ("WATCHDOG_INTERVAL_S", "1".to_string()),
         ("WATCHDOG_LOG", "watchdog=debug".to_string()),
     ];
-    let mut child = watchdog(&["run"], &vars)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap())
-        .lines()
-        .map_while(Result::ok);
-    let mut tick = || while !lines.next().expect("ticks").contains("tick done") {};
-
-    tick();
-    tick();
+    let daemon = run(&vars);
+    daemon.logs.ticks(2);
     assert_eq!(heartbeat.next().method, "GET");
-    // Blind: no successful tick, no heartbeat. The first blind tick lets a ping of the last
-    // good one land.
+    // Blind: no successful tick, no heartbeat. The first new tick may have collected before
+    // the file went, and a ping of the last good tick may land late: both are let pass.
     std::fs::remove_file(root.join("uptime")).unwrap();
-    tick();
-    tick();
+    daemon.logs.ticks(2);
     let _ = heartbeat.pending();
-    tick();
-    tick();
-    tick();
+    daemon.logs.ticks(3);
     assert!(
         heartbeat.pending().is_empty(),
         "no heartbeat while the collector fails"
     );
     std::fs::write(root.join("uptime"), "100.0 100.0\n").unwrap();
-    tick();
-    tick();
+    daemon.logs.ticks(2);
     assert_eq!(heartbeat.next().path, "/ping");
-    let _ = child.kill();
-    let _ = child.wait();
 }

@@ -63,12 +63,15 @@ fn every_value_in_range_survives_a_tick_the_probes_and_once() {
             let case = format!("{}={value}", var.name());
             let config = Config::from_vars(vars).expect(&case).config;
             let settings = Settings::from_config(&config).expect(&case);
+            // As once runs them: on the runner's scheduler, within the collect timeout.
+            let mut scheduler = watchdog::runner::Scheduler::new(
+                watchdog::collect::build(&settings).expect(&case),
+                settings.runner.collect_timeout,
+            );
+            let outcomes = runtime.block_on(scheduler.collect(&Default::default()));
             let report = watchdog::once::pass(
                 &settings,
-                &watchdog::collect::collect_all(
-                    &watchdog::collect::build(&settings).expect(&case),
-                    &Default::default(),
-                ),
+                &watchdog::runner::all_known(&outcomes),
                 1_800_000_000,
             );
             assert!(report.collectors[0].ok, "{case}: {report:?}");

@@ -1,210 +1,40 @@
 //! `watchdog run` end to end: the binary over a fixture tree copied to a temp dir, a local HTTP
-//! receiver on 127.0.0.1 that verifies every body and signature, and the state dir on disk.
-//! Tests wait for events and for ticks (the daemon logs each one), never for a fixed time.
+//! receiver on 127.0.0.1 whose every body and signature is verified in the test thread, and
+//! the state dir on disk. Tests wait for events and for ticks that finish after they ask (the
+//! daemon logs each one), never for a fixed time, and every wait has a deadline.
 
 mod common;
 
-use common::copy_tree;
+use common::{copy_tree, run_within, what, Webhooks, SECRET};
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, Arc};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-/// Long enough for a loaded CI machine; a passing test waits far less.
-const WAIT: Duration = Duration::from_secs(30);
+const HOST: &str = "e2e-host";
 
-/// What the receiver got.
-#[derive(Debug)]
-struct Received {
-    event: serde_json::Value,
-    /// The status it answered.
-    status: u16,
+/// A webhook receiver for this file's host; `answer(n)` is the status of the n-th request.
+fn receiver(answer: impl Fn(usize) -> u16 + Send + 'static) -> Webhooks {
+    Webhooks::start(HOST, answer)
 }
 
-impl Received {
-    fn id(&self) -> &str {
-        self.event["id"].as_str().unwrap()
-    }
-    fn what(&self) -> (String, String, String) {
-        let field = |k: &str| self.event[k].as_str().unwrap_or_default().to_string();
-        (field("event"), field("kind"), field("entity"))
-    }
-}
-
-/// A webhook receiver on 127.0.0.1:0. `answer(n)` is the status of the n-th request (from 0).
-/// Every request is checked: POST to /hook, JSON, a valid Standard Webhooks signature whose id
-/// is the event id.
-struct Receiver {
-    url: String,
-    events: mpsc::Receiver<Received>,
-    server: Arc<tiny_http::Server>,
-}
-
-impl Receiver {
-    fn start(answer: impl Fn(usize) -> u16 + Send + 'static) -> Self {
-        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
-        let port = server.server_addr().to_ip().unwrap().port();
-        let (tx, events) = mpsc::channel();
-        let serving = Arc::clone(&server);
-        std::thread::spawn(move || {
-            let verifier = standardwebhooks::Webhook::new(SECRET).unwrap();
-            for (n, mut request) in serving.incoming_requests().enumerate() {
-                assert_eq!(request.method(), &tiny_http::Method::Post);
-                assert_eq!(request.url(), "/hook");
-                let mut headers = http::HeaderMap::new();
-                for h in request.headers() {
-                    headers.insert(
-                        http::HeaderName::from_bytes(h.field.as_str().as_str().as_bytes()).unwrap(),
-                        http::HeaderValue::from_str(h.value.as_str()).unwrap(),
-                    );
-                }
-                let mut body = Vec::new();
-                request.as_reader().read_to_end(&mut body).unwrap();
-                verifier
-                    .verify(&body, &headers)
-                    .unwrap_or_else(|e| panic!("signature does not verify: {e:?}"));
-                assert_eq!(headers["content-type"], "application/json");
-                let event: serde_json::Value = serde_json::from_slice(&body).unwrap();
-                assert_eq!(headers["webhook-id"], event["id"].as_str().unwrap());
-                assert_eq!(event["schema"], "watchdog.alert.v1");
-                assert_eq!(event["host"], "e2e-host");
-                let status = answer(n);
-                let _ = request.respond(tiny_http::Response::empty(status));
-                if tx.send(Received { event, status }).is_err() {
-                    return;
-                }
-            }
-        });
-        Self {
-            url: format!("http://127.0.0.1:{port}/hook"),
-            events,
-            server,
-        }
-    }
-
-    fn next(&self) -> Received {
-        self.events.recv_timeout(WAIT).expect("an event arrives")
-    }
-
-    /// Events received so far, without waiting.
-    fn pending(&self) -> Vec<Received> {
-        self.events.try_iter().collect()
-    }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        self.server.unblock();
-    }
-}
-
-/// A running `watchdog run` and its log lines.
-struct Watchdog {
-    child: Child,
-    logs: mpsc::Receiver<String>,
-}
-
-impl Watchdog {
-    fn start(root: &Path, state: &Path, url: &str, extra: &[(&str, &str)]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_watchdog"))
-            .arg("run")
-            .env_clear()
-            .env("WATCHDOG_PROC_ENABLED", "true")
-            .env("WATCHDOG_PROC_ROOT", root)
-            .env("WATCHDOG_STATE_DIR", state)
-            .env("WATCHDOG_WEBHOOK_URL", url)
-            .env("WATCHDOG_WEBHOOK_SECRET", SECRET)
-            .env("WATCHDOG_HOST", "e2e-host")
-            .env("WATCHDOG_INTERVAL_S", "1")
-            .env("WATCHDOG_RETRY_MAX_S", "1")
-            .env("WATCHDOG_LOG", "watchdog=debug")
-            .env("WATCHDOG_LOG_FORMAT", "json")
-            .env("WATCHDOG_LISTEN", "off")
-            .envs(extra.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, logs) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        Self { child, logs }
-    }
-
-    /// Waits until `n` more ticks have completed.
-    fn ticks(&self, n: usize) {
-        let mut seen = 0;
-        while seen < n {
-            let line = self
-                .logs
-                .recv_timeout(WAIT)
-                .expect("the daemon keeps ticking");
-            if line.contains(r#""message":"tick done""#) {
-                seen += 1;
-            }
-        }
-    }
-
-    /// Waits for a log line containing `text`.
-    fn log(&self, text: &str) -> String {
-        self.log_with(&[text])
-    }
-
-    /// Waits for a log line containing every one of `texts`.
-    fn log_with(&self, texts: &[&str]) -> String {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = self
-                .logs
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("no log line with {texts:?}"));
-            if texts.iter().all(|t| line.contains(t)) {
-                return line;
-            }
-        }
-    }
-
-    fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args([signal, &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    /// Waits for the exit, for at most `limit`; returns the exit code.
-    fn exit_within(&mut self, limit: Duration) -> Option<i32> {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code();
-            }
-            assert!(Instant::now() < deadline, "still running after {limit:?}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn kill9(mut self) {
-        self.signal("-KILL");
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `watchdog run` over `root`, posting to `url`, with 1 s ticks and JSON debug logs.
+fn run(root: &Path, state: &Path, url: &str, extra: &[(&str, &str)]) -> common::Daemon {
+    let mut vars = vec![
+        ("WATCHDOG_PROC_ENABLED", "true".to_string()),
+        ("WATCHDOG_PROC_ROOT", root.display().to_string()),
+        ("WATCHDOG_STATE_DIR", state.display().to_string()),
+        ("WATCHDOG_WEBHOOK_URL", url.to_string()),
+        ("WATCHDOG_WEBHOOK_SECRET", SECRET.to_string()),
+        ("WATCHDOG_HOST", HOST.to_string()),
+        ("WATCHDOG_INTERVAL_S", "1".to_string()),
+        ("WATCHDOG_RETRY_MAX_S", "1".to_string()),
+        ("WATCHDOG_LOG", "watchdog=debug".to_string()),
+        ("WATCHDOG_LOG_FORMAT", "json".to_string()),
+        ("WATCHDOG_LISTEN", "off".to_string()),
+    ];
+    vars.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
+    common::Daemon::run(&vars)
 }
 
 /// A copy of a fixture tree in a temp dir, and a state dir beside it.
@@ -229,17 +59,13 @@ impl Host {
     }
 }
 
-fn what(event: &str, kind: &str, entity: &str) -> (String, String, String) {
-    (event.into(), kind.into(), entity.into())
-}
-
 const PYTEST: &str = "proc:7:9280000";
 
 #[test]
 fn fires_once_stays_quiet_inside_the_cooldown_and_recovers_when_the_process_is_gone() {
     let host = Host::new("orphaned_pytest");
-    let receiver = Receiver::start(|_| 200);
-    let watchdog = Watchdog::start(&host.root(), &host.state(), &receiver.url, &[]);
+    let receiver = receiver(|_| 200);
+    let watchdog = run(&host.root(), &host.state(), &receiver.url, &[]);
 
     let fire = receiver.next();
     assert_eq!(fire.what(), what("fire", "proc_blocking", PYTEST));
@@ -254,7 +80,7 @@ fn fires_once_stays_quiet_inside_the_cooldown_and_recovers_when_the_process_is_g
         .unwrap()
         .contains("kill -TERM -- -7"));
 
-    watchdog.ticks(3);
+    watchdog.logs.ticks(3);
     assert!(
         receiver.pending().is_empty(),
         "nothing more inside the cooldown"
@@ -265,15 +91,15 @@ fn fires_once_stays_quiet_inside_the_cooldown_and_recovers_when_the_process_is_g
     assert_eq!(recovery.what(), what("recovery", "proc_blocking", PYTEST));
     assert_eq!(recovery.event["since"], fire.event["since"]);
     assert!(recovery.event["duration_s"].as_u64().unwrap() >= 1);
-    watchdog.ticks(2);
+    watchdog.logs.ticks(2);
     assert!(receiver.pending().is_empty(), "one recovery, once");
 }
 
 #[test]
 fn a_missing_proc_root_holds_alerts_and_says_watchdog_cannot_see() {
     let host = Host::new("orphaned_pytest");
-    let receiver = Receiver::start(|_| 200);
-    let watchdog = Watchdog::start(
+    let receiver = receiver(|_| 200);
+    let watchdog = run(
         &host.root(),
         &host.state(),
         &receiver.url,
@@ -295,7 +121,7 @@ fn a_missing_proc_root_holds_alerts_and_says_watchdog_cannot_see() {
         .as_str()
         .unwrap()
         .contains("not found"));
-    watchdog.ticks(3);
+    watchdog.logs.ticks(3);
     assert!(
         receiver.pending().is_empty(),
         "no recovery of the held process"
@@ -307,7 +133,7 @@ fn a_missing_proc_root_holds_alerts_and_says_watchdog_cannot_see() {
         back.what(),
         what("recovery", "collector_failing", "collector:proc")
     );
-    watchdog.ticks(2);
+    watchdog.logs.ticks(2);
     assert!(
         receiver.pending().is_empty(),
         "the process is still stuck and inside its cooldown"
@@ -317,15 +143,17 @@ fn a_missing_proc_root_holds_alerts_and_says_watchdog_cannot_see() {
 #[test]
 fn state_survives_kill_9_and_what_vanished_while_down_recovers() {
     let host = Host::new("orphaned_pytest");
-    let receiver = Receiver::start(|_| 200);
-    let watchdog = Watchdog::start(&host.root(), &host.state(), &receiver.url, &[]);
+    let receiver = receiver(|_| 200);
+    let watchdog = run(&host.root(), &host.state(), &receiver.url, &[]);
     let fire = receiver.next();
     assert_eq!(fire.what(), what("fire", "proc_blocking", PYTEST));
-    watchdog.log_with(&[r#""message":"delivered""#, fire.id()]);
+    watchdog
+        .logs
+        .line_with(&[r#""message":"delivered""#, fire.id()]);
     watchdog.kill9();
 
-    let watchdog = Watchdog::start(&host.root(), &host.state(), &receiver.url, &[]);
-    watchdog.ticks(3);
+    let watchdog = run(&host.root(), &host.state(), &receiver.url, &[]);
+    watchdog.logs.ticks(3);
     let after: Vec<_> = receiver
         .pending()
         .iter()
@@ -338,7 +166,7 @@ fn state_survives_kill_9_and_what_vanished_while_down_recovers() {
     watchdog.kill9();
 
     std::fs::remove_dir_all(host.root().join("7")).unwrap();
-    let _watchdog = Watchdog::start(&host.root(), &host.state(), &receiver.url, &[]);
+    let _watchdog = run(&host.root(), &host.state(), &receiver.url, &[]);
     assert_eq!(
         receiver.next().what(),
         what("recovery", "proc_blocking", PYTEST)
@@ -348,10 +176,10 @@ fn state_survives_kill_9_and_what_vanished_while_down_recovers() {
 #[test]
 fn a_receiver_that_answers_503_for_a_while_gets_every_event_in_order() {
     let host = Host::new("process_group");
-    let receiver = Receiver::start(|n| if n < 4 { 503 } else { 200 });
-    let watchdog = Watchdog::start(&host.root(), &host.state(), &receiver.url, &[]);
+    let receiver = receiver(|n| if n < 4 { 503 } else { 200 });
+    let watchdog = run(&host.root(), &host.state(), &receiver.url, &[]);
     // Two fires, then both groups go away: two recoveries.
-    watchdog.ticks(1);
+    watchdog.logs.ticks(1);
     for pid in [100, 101, 102, 103, 104, 201] {
         std::fs::remove_dir_all(host.root().join(pid.to_string())).unwrap();
     }
@@ -365,7 +193,7 @@ fn a_receiver_that_answers_503_for_a_while_gets_every_event_in_order() {
         }
     }
     let last = attempts.last().unwrap();
-    watchdog.log_with(&[r#""message":"delivered""#, last]);
+    watchdog.logs.line_with(&[r#""message":"delivered""#, last]);
     assert_eq!(
         delivered,
         [
@@ -388,17 +216,17 @@ fn a_receiver_that_answers_503_for_a_while_gets_every_event_in_order() {
 #[test]
 fn a_400_answer_lands_in_the_dead_letter_file() {
     let host = Host::new("orphaned_pytest");
-    let receiver = Receiver::start(|_| 400);
-    let watchdog = Watchdog::start(&host.root(), &host.state(), &receiver.url, &[]);
+    let receiver = receiver(|_| 400);
+    let watchdog = run(&host.root(), &host.state(), &receiver.url, &[]);
     let refused = receiver.next();
     assert_eq!(refused.status, 400);
-    let line = watchdog.log("moved to the dead-letter file");
+    let line = watchdog.logs.line_with(&["moved to the dead-letter file"]);
     assert!(line.contains("HTTP 400"), "{line}");
     let dead = std::fs::read_to_string(host.state().join("dead-letter-webhook.jsonl")).unwrap();
     let entry: serde_json::Value = serde_json::from_str(dead.lines().next().unwrap()).unwrap();
     assert_eq!(entry["event"]["id"], refused.id());
     assert_eq!(entry["reason"], "HTTP 400");
-    watchdog.ticks(2);
+    watchdog.logs.ticks(2);
     assert!(
         receiver.pending().is_empty(),
         "a refused event is not retried"
@@ -415,14 +243,14 @@ fn sigterm_exits_within_5_seconds_while_a_collector_hangs() {
         .status()
         .unwrap();
     assert!(status.success());
-    let receiver = Receiver::start(|_| 200);
-    let mut watchdog = Watchdog::start(
+    let receiver = receiver(|_| 200);
+    let mut watchdog = run(
         &host.root(),
         &host.state(),
         &receiver.url,
         &[("WATCHDOG_COLLECT_TIMEOUT_S", "60")],
     );
-    watchdog.log("watchdog running");
+    watchdog.logs.line_with(&["watchdog running"]);
     watchdog.signal("-TERM");
     assert_eq!(watchdog.exit_within(Duration::from_secs(5)), Some(0));
     assert!(receiver.pending().is_empty());
@@ -433,13 +261,15 @@ fn a_state_dir_that_cannot_be_written_stops_run_with_status_2() {
     let host = Host::new("orphaned_pytest");
     let file = host.dir.path().join("a-file");
     std::fs::write(&file, "").unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_watchdog"))
-        .arg("run")
-        .env_clear()
-        .env("WATCHDOG_LISTEN", "off")
-        .env("WATCHDOG_STATE_DIR", file.join("state"))
-        .output()
-        .unwrap();
+    let (output, _) = run_within(
+        Command::new(env!("CARGO_BIN_EXE_watchdog"))
+            .arg("run")
+            .env_clear()
+            .env("WATCHDOG_LISTEN", "off")
+            .env("WATCHDOG_STATE_DIR", file.join("state")),
+        Duration::from_secs(30),
+    )
+    .unwrap_or_else(|waited| panic!("run still ran after {waited:?}"));
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -454,8 +284,8 @@ fn a_corrupt_state_file_is_moved_aside_and_watchdog_starts_fresh() {
     let host = Host::new("orphaned_pytest");
     std::fs::create_dir_all(host.state()).unwrap();
     std::fs::write(host.state().join("state.json"), "{not json").unwrap();
-    let receiver = Receiver::start(|_| 200);
-    let _watchdog = Watchdog::start(&host.root(), &host.state(), &receiver.url, &[]);
+    let receiver = receiver(|_| 200);
+    let _watchdog = run(&host.root(), &host.state(), &receiver.url, &[]);
     assert_eq!(
         receiver.next().what(),
         what("fire", "proc_blocking", PYTEST)
@@ -475,16 +305,16 @@ fn a_corrupt_state_file_is_moved_aside_and_watchdog_starts_fresh() {
 #[test]
 fn undelivered_events_wait_in_the_outbox_across_a_restart() {
     let host = Host::new("orphaned_pytest");
-    let down = Receiver::start(|_| 503);
-    let watchdog = Watchdog::start(&host.root(), &host.state(), &down.url, &[]);
+    let down = receiver(|_| 503);
+    let watchdog = run(&host.root(), &host.state(), &down.url, &[]);
     let refused = down.next();
     assert_eq!(refused.status, 503);
     watchdog.kill9();
     let outbox = std::fs::read_to_string(host.state().join("outbox-webhook.json")).unwrap();
     assert!(outbox.contains(refused.id()), "{outbox}");
 
-    let up = Receiver::start(|_| 200);
-    let _watchdog = Watchdog::start(&host.root(), &host.state(), &up.url, &[]);
+    let up = receiver(|_| 200);
+    let _watchdog = run(&host.root(), &host.state(), &up.url, &[]);
     let delivered = up.next();
     assert_eq!(
         delivered.id(),

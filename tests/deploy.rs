@@ -2,6 +2,8 @@
 //! installs it) and read for its hardening; the Kubernetes DaemonSet, parsed and read for its
 //! security settings. Each assertion is one an operator relies on.
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -22,9 +24,25 @@ fn strings(yaml: &Yaml) -> Vec<String> {
 }
 
 /// The compose file as `docker-compose config` resolves it, with the example env file in place
-/// of the real one (which is never committed).
+/// of the real one (which is never committed) and a `.env` holding the endpoint's token.
 fn compose_config() -> Yaml {
+    let output = docker_compose_config(Some("WATCHDOG_LISTEN_TOKEN=t0k3n-from-dot-env\n"));
+    assert!(
+        output.status.success(),
+        "docker-compose config refused the file: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    YamlLoader::load_from_str(&String::from_utf8(output.stdout).unwrap())
+        .unwrap()
+        .remove(0)
+}
+
+/// `docker-compose config` on the compose file, the example env file, and `dot_env` as `.env`.
+fn docker_compose_config(dot_env: Option<&str>) -> std::process::Output {
     let dir = tempfile::tempdir().unwrap();
+    if let Some(dot_env) = dot_env {
+        std::fs::write(dir.path().join(".env"), dot_env).unwrap();
+    }
     std::fs::write(
         dir.path().join("docker-compose.yml"),
         repo("docker-compose.yml"),
@@ -35,19 +53,33 @@ fn compose_config() -> Yaml {
         repo(".env.watchdog.example"),
     )
     .unwrap();
-    let output = Command::new("docker-compose")
-        .args(["-f", "docker-compose.yml", "config"])
-        .current_dir(dir.path())
-        .output()
-        .expect("docker-compose is installed (apt-get install docker-compose; .ci/run does)");
-    assert!(
-        output.status.success(),
-        "docker-compose config refused the file: {}",
-        String::from_utf8_lossy(&output.stderr)
+    let (output, _) = common::run_within(
+        Command::new("docker-compose")
+            .args(["-f", "docker-compose.yml", "config"])
+            .env_remove("WATCHDOG_LISTEN_TOKEN")
+            .current_dir(dir.path()),
+        std::time::Duration::from_secs(60),
+    )
+    .unwrap_or_else(|waited| panic!("docker-compose config still ran after {waited:?}"));
+    output
+}
+
+#[test]
+fn compose_listens_beyond_loopback_only_with_a_token_from_dot_env() {
+    let env = &compose_config()["services"]["watchdog"]["environment"];
+    assert_eq!(env["WATCHDOG_LISTEN"].as_str(), Some("0.0.0.0:19847"));
+    assert_eq!(
+        env["WATCHDOG_LISTEN_TOKEN"].as_str(),
+        Some("t0k3n-from-dot-env"),
+        "the token of .env, over the example's empty one"
     );
-    YamlLoader::load_from_str(&String::from_utf8(output.stdout).unwrap())
-        .unwrap()
-        .remove(0)
+    let without = docker_compose_config(None);
+    assert!(!without.status.success(), "no token, no start");
+    let stderr = String::from_utf8_lossy(&without.stderr);
+    assert!(
+        stderr.contains("set WATCHDOG_LISTEN_TOKEN in .env"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -191,6 +223,11 @@ fn the_daemonset_probes_names_the_node_and_keeps_state() {
         var("WATCHDOG_LISTEN")["value"].as_str(),
         Some("0.0.0.0:19847")
     );
+    // Beyond loopback, so with a token from a secret that must exist.
+    let token = &var("WATCHDOG_LISTEN_TOKEN")["valueFrom"]["secretKeyRef"];
+    assert_eq!(token["name"].as_str(), Some("watchdog-listen-token"));
+    assert_eq!(token["key"].as_str(), Some("token"));
+    assert!(token["optional"].as_bool() != Some(true), "not optional");
     assert_eq!(var("WATCHDOG_PROC_ENABLED")["value"].as_str(), Some("true"));
     let state_dir = var("WATCHDOG_STATE_DIR")["value"]
         .as_str()
@@ -244,6 +281,19 @@ fn the_service_and_service_monitor_scrape_the_metrics_port() {
         monitor["spec"]["selector"]["matchLabels"],
         service["metadata"]["labels"]
     );
+    // It sends the token /metrics needs, from the secret the pods read it from.
+    let sent = &monitor["spec"]["endpoints"][0]["bearerTokenSecret"];
+    let env = docs[0]["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_vec()
+        .unwrap();
+    let token = env
+        .iter()
+        .find(|e| e["name"].as_str() == Some("WATCHDOG_LISTEN_TOKEN"))
+        .expect("the pods have a token");
+    let from = &token["valueFrom"]["secretKeyRef"];
+    assert_eq!(sent["name"], from["name"]);
+    assert_eq!(sent["key"], from["key"]);
+    assert!(sent["name"].as_str().is_some());
 }
 
 #[test]

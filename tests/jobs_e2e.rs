@@ -7,8 +7,9 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use common::Server;
+use common::{exit_within, reap, run_within, Server};
 
 fn fixture(scenario: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -19,13 +20,15 @@ fn fixture(scenario: &str) -> String {
 }
 
 fn once(args: &[&str], vars: &[(&str, String)]) -> (Option<i32>, serde_json::Value) {
-    let output = Command::new(env!("CARGO_BIN_EXE_watchdog"))
-        .args(args)
-        .env_clear()
-        .env("WATCHDOG_HOST", "jobs-host")
-        .envs(vars.iter().map(|(k, v)| (k, v)))
-        .output()
-        .unwrap();
+    let (output, _) = run_within(
+        Command::new(env!("CARGO_BIN_EXE_watchdog"))
+            .args(args)
+            .env_clear()
+            .env("WATCHDOG_HOST", "jobs-host")
+            .envs(vars.iter().map(|(k, v)| (k, v))),
+        Duration::from_secs(60),
+    )
+    .unwrap_or_else(|waited| panic!("watchdog {args:?} still ran after {waited:?}"));
     let json = serde_json::from_slice(&output.stdout).unwrap_or(serde_json::Value::Null);
     (output.status.code(), json)
 }
@@ -128,8 +131,7 @@ struct Reap(std::process::Child);
 
 impl Drop for Reap {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        reap(&mut self.0);
     }
 }
 
@@ -215,7 +217,10 @@ fn a_job_that_ends_while_its_processes_live_on_is_a_leftover_until_they_are_gone
 
     drop(group);
     let mut agent = agent;
-    let _ = agent.wait();
+    assert!(
+        exit_within(&mut agent, Duration::from_secs(10)).is_some(),
+        "the agent's group was killed"
+    );
     let recovery = hook.next().json();
     assert_eq!(
         (recovery["event"].as_str(), recovery["kind"].as_str()),

@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 
 use watchdog::config::GroupBy;
 use watchdog::model::ProcFacts;
-use watchdog::model::{Facts, Signal};
+use watchdog::model::{Facts, ProcMemory, Signal};
 use watchdog::signals::proc::{build, ProcRules, REAPERS};
 use watchdog_collectors::pattern::PatternSet;
 use watchdog_collectors::proc::{ProcCollector, ProcConfig};
@@ -63,11 +63,13 @@ fn scan_for(marker: &str, pid: u32) -> Signal {
     let scan = collector.scan().expect("the live /proc can be scanned");
     let signals = build(
         &scan,
+        &ProcMemory::default(),
         &ProcRules {
             age_threshold_s: 3600,
             group_by: GroupBy::Pid,
         },
-    );
+    )
+    .signals;
     signals
         .iter()
         .find(|s| facts(s).pid == pid)

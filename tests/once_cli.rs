@@ -1,7 +1,10 @@
 //! `watchdog once` and `watchdog check-config`, run as the binary over fixture trees.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::Duration;
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/proc")
@@ -9,13 +12,18 @@ fn fixtures() -> PathBuf {
 
 /// Runs the binary with only the given variables (and PATH) in its environment.
 fn watchdog(args: &[&str], vars: &[(&str, &str)]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_watchdog"))
+    run(Command::new(env!("CARGO_BIN_EXE_watchdog"))
         .args(args)
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .envs(vars.iter().copied())
-        .output()
-        .expect("the watchdog binary runs")
+        .envs(vars.iter().copied()))
+}
+
+/// Runs `command` to its end, within a deadline.
+fn run(command: &mut Command) -> Output {
+    common::run_within(command, Duration::from_secs(60))
+        .unwrap_or_else(|waited| panic!("{command:?} still ran after {waited:?}"))
+        .0
 }
 
 /// `once` over a scenario with the proc collector on, plus `extra` variables.
@@ -242,11 +250,9 @@ fn the_example_env_file_works_as_is() {
         .filter_map(|l| l.split_once('='))
         .map(|(k, v)| (k.trim().to_string(), String::new() + v))
         .collect();
-    let output = Command::new(env!("CARGO_BIN_EXE_watchdog"))
+    let output = run(Command::new(env!("CARGO_BIN_EXE_watchdog"))
         .arg("check-config")
         .env_clear()
-        .envs(vars)
-        .output()
-        .unwrap();
+        .envs(vars));
     assert_eq!(output.status.code(), Some(0), "{output:?}");
 }

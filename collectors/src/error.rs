@@ -161,6 +161,12 @@ pub enum SourceError {
     /// Without an id nothing tells which job is which, so the whole list is refused.
     #[error("job #{index} has no usable id")]
     NoUsableId { index: usize },
+    /// The database or a file beside it is a FIFO, a directory, a device: SQLite would block
+    /// in its `open()` or misread it, so it is never asked to open it.
+    #[error("{error}")]
+    SqliteNotRegular {
+        error: crate::regular::NotRegularSqlite,
+    },
     #[error("cannot open it read-only: {error}")]
     SqliteOpen { error: rusqlite::Error },
     #[error("the query fails: {error}")]
@@ -182,6 +188,7 @@ impl SourceError {
             SourceError::NotJson { .. } => "not_json",
             SourceError::NoJobList => "no_job_list",
             SourceError::NoUsableId { .. } => "no_usable_id",
+            SourceError::SqliteNotRegular { .. } => "sqlite_not_regular",
             SourceError::SqliteOpen { .. } => "sqlite_open",
             SourceError::SqliteQuery { .. } => "sqlite_query",
         }

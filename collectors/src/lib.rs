@@ -19,6 +19,7 @@
 //! - [`cgroup`]: which container, pod or unit a process lives in, from its `cgroup` file.
 //! - [`mask`]: masking of secrets in command lines, applied before anything leaves a collector.
 //! - [`pattern`]: the pattern language of `WATCHDOG_PROC_PATTERNS` and `WATCHDOG_PROC_EXCLUDE`.
+//! - [`regular`]: the check that a file a user points a collector at is a regular file.
 //!
 //! The one HTTP client here (the jobs source's) is a blocking ureq agent over the rustls
 //! `ClientConfig` its constructor is given: this crate picks no crypto provider and no roots.
@@ -37,6 +38,7 @@ pub mod pressure;
 pub mod proc;
 pub mod proc_root;
 pub mod psi;
+pub mod regular;
 
 pub use error::{CollectError, SourceError, SourceName};
 

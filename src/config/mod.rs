@@ -19,7 +19,8 @@ use std::path::Path;
 use watchdog_collectors::pattern::PatternSet;
 
 pub use settings::{
-    DeliverySettings, JobsSettings, JobsSourceSettings, ProcSettings, RunnerSettings, Settings,
+    DeliverySettings, EndpointSettings, JobsSettings, JobsSourceSettings, ProcSettings,
+    RunnerSettings, Settings,
 };
 pub use vars::{Check, Config, LogFormat, Shown, Var, DEFAULT_JOBS_QUERY, DEFAULT_LISTEN, VARS};
 
@@ -170,6 +171,10 @@ impl Config {
         self.jobs_pid_ns_patterns()?;
         if self.listen != "off" && self.listen_addr().is_none() {
             return Err(Self::invalid("listen", Some(&self.listen)));
+        }
+        // It goes in a header: printable ASCII, and no space to split it.
+        if !self.listen_token.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(Self::invalid("listen_token", None));
         }
         if !self.webhook_secret.is_empty() && self.webhook_key().is_none() {
             return Err(Self::invalid("webhook_secret", None));

@@ -36,6 +36,7 @@ pub struct Settings {
     pub delivery: DeliverySettings,
     /// Where the endpoint listens; `None` for `off`.
     pub listen: Option<SocketAddr>,
+    pub endpoint: EndpointSettings,
     /// The one TLS client configuration: the system's roots and those of `WATCHDOG_CA_FILE`,
     /// built on first use and shared by every outbound client.
     pub tls: Arc<SharedConfig>,
@@ -82,6 +83,25 @@ pub struct JobsSettings {
     pub pid_ns: Option<PatternSet>,
     pub timeout: Duration,
     pub rules: JobsRules,
+}
+
+/// How the endpoint treats its clients (`WATCHDOG_LISTEN_MAX_CONN`, `WATCHDOG_LISTEN_TOKEN`).
+#[derive(Clone)]
+pub struct EndpointSettings {
+    /// Open connections at most (the runner fits it to the open-file limit before serving).
+    pub max_conn: usize,
+    /// What `/status` and `/metrics` require as a bearer token; `None`: they are open.
+    pub token: Option<String>,
+}
+
+impl std::fmt::Debug for EndpointSettings {
+    /// The token is never shown, not even in a debug print.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EndpointSettings")
+            .field("max_conn", &self.max_conn)
+            .field("token", &self.token.as_ref().map(|_| "***"))
+            .finish()
+    }
 }
 
 /// Delivery: the channels, and how the outboxes behave.
@@ -191,6 +211,10 @@ impl Settings {
                 alertmanager_hold_s: config.alertmanager_hold_s,
             },
             listen: config.listen_addr(),
+            endpoint: EndpointSettings {
+                max_conn: config.listen_max_conn,
+                token: (!config.listen_token.is_empty()).then(|| config.listen_token.clone()),
+            },
             tls: Arc::new(SharedConfig::new(ca_roots)),
         })
     }

@@ -243,6 +243,10 @@ declare! {
     "endpoint" {
         listen: String = s(DEFAULT_LISTEN), Check::Text { expects: "host:port (such as 127.0.0.1:19847 or 0.0.0.0:19847), or off" },
             "Where `/metrics`, `/healthz`, `/readyz` and `/status` are served; `off` for nowhere. A port that is taken stops `run` with status 2.";
+        listen_max_conn: usize = 64, whole(4, 4096, "connections"),
+            "Open connections at most; at the cap a new one closes the oldest that has not sent a whole request head. Lowered at start to fit the open-file limit.";
+        listen_token: String = String::new(), Check::Secret { expects: "a token of printable ASCII without spaces" },
+            "When set, `/status` and `/metrics` need `Authorization: Bearer <token>`; `/healthz` and `/readyz` stay open. Never printed.";
     }
     "jobs" {
         jobs_enabled: bool = false, Check::Bool,

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Facts, JobsMemory, Kind, Unix};
+use crate::model::{Facts, JobsMemory, Kind, ProcMemory, Unix};
 
 /// What the engine remembers of one entity that fired.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -33,6 +33,8 @@ pub struct AlertState {
     pub(super) fail_streaks: BTreeMap<String, u32>,
     /// What the jobs builders remember between ticks.
     pub(super) jobs: JobsMemory,
+    /// What the proc builder remembers between ticks.
+    pub(super) proc: ProcMemory,
 }
 
 /// The on-disk shape of [`AlertState`]: JSON maps need string keys.
@@ -43,6 +45,8 @@ struct StateFile {
     fail_streaks: BTreeMap<String, u32>,
     #[serde(default)]
     jobs: JobsMemory,
+    #[serde(default, skip_serializing_if = "ProcMemory::is_empty")]
+    proc: ProcMemory,
 }
 
 const STATE_VERSION: u32 = 1;
@@ -60,6 +64,7 @@ impl From<StateFile> for AlertState {
             entities,
             fail_streaks: file.fail_streaks,
             jobs: file.jobs,
+            proc: file.proc,
         }
     }
 }
@@ -78,6 +83,7 @@ impl From<AlertState> for StateFile {
             entities: all,
             fail_streaks: state.fail_streaks,
             jobs: state.jobs,
+            proc: state.proc,
         }
     }
 }
@@ -137,6 +143,11 @@ impl AlertState {
     /// What the jobs builders remembered on the last tick that saw the job list.
     pub fn jobs(&self) -> &JobsMemory {
         &self.jobs
+    }
+
+    /// What the proc builder remembered on the last tick that saw the process list.
+    pub fn proc(&self) -> &ProcMemory {
+        &self.proc
     }
 
     pub fn fail_streak(&self, collector: &str) -> u32 {

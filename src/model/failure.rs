@@ -12,9 +12,7 @@ pub enum CollectFailure {
     #[error("{0}")]
     Collector(Arc<CollectError>),
     /// It did not finish within `WATCHDOG_COLLECT_TIMEOUT_S`.
-    #[error(
-        "timed out: this collection has been running for {running_s}s, the limit is {limit_s}s"
-    )]
+    #[error("timed out after {limit_s} s: this collection has been running for {running_s} s")]
     TimedOut { running_s: u64, limit_s: u64 },
     /// Its thread panicked: a bug, reported rather than lost.
     #[error("the collector panicked: {0}")]

@@ -1,8 +1,10 @@
 //! What the signal builders remember between ticks, kept with the alert state.
 //!
 //! The jobs builders remember, per job, its host pid and start time, and its pgid and session
-//! only where the job's pid leads them. decide() carries this memory through and returns it in
-//! its outcome, so it is saved in the same write as the alert state it explains.
+//! only where the job's pid leads them. The proc builder remembers, per process group, its
+//! matching members, so a member that cannot be read next tick (and so has no known pgid)
+//! still holds its group. decide() carries this memory through and returns it in its outcome,
+//! so it is saved in the same write as the alert state it explains.
 
 use std::collections::BTreeMap;
 
@@ -42,4 +44,24 @@ impl JobsMemory {
     pub fn open_watches(&self) -> usize {
         self.jobs.values().filter(|r| r.ended_at.is_some()).count()
     }
+}
+
+/// The matching members of each process group the proc builder saw (pgid grouping only).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcMemory {
+    /// Member pids by pgid, sorted.
+    pub groups: BTreeMap<u32, Vec<u32>>,
+}
+
+impl ProcMemory {
+    pub fn is_empty(&self) -> bool {
+        self.groups.is_empty()
+    }
+}
+
+/// What one collector's builders remember for the next tick.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Memory {
+    Jobs(JobsMemory),
+    Proc(ProcMemory),
 }

@@ -13,7 +13,7 @@ mod strings;
 
 pub use facts::{CollectorFacts, Facts, HungReason, JobFacts, ProcFacts, Stop, TestFacts};
 pub use failure::CollectFailure;
-pub use memory::{JobsMemory, Remembered};
+pub use memory::{JobsMemory, Memory, ProcMemory, Remembered};
 pub use strings::{comma_list, cut, escape_markup, mask_url};
 
 use serde::{Deserialize, Serialize};

@@ -7,6 +7,7 @@
 //! and returns. It decides nothing itself: decide() does, from what the collectors saw.
 
 mod clock;
+mod fds;
 mod publish;
 mod schedule;
 
@@ -19,7 +20,7 @@ use tokio::time::Instant;
 use watchdog_collectors::{CollectRequest, Collector};
 
 pub use clock::Clock;
-pub use schedule::Scheduler;
+pub use schedule::{all_known, Scheduler};
 
 use crate::collect;
 use crate::config::{ConfigError, Settings};
@@ -245,8 +246,7 @@ impl Daemon {
             match &outcome.result {
                 None => {}
                 Some(Ok(observation)) => {
-                    let derived =
-                        collect::derive(observation, &self.settings, self.state.jobs(), at);
+                    let derived = collect::derive(observation, &self.settings, &self.state, at);
                     signals.extend(derived.signals.iter().cloned());
                     ticks.push((outcome.name, derived.into_tick()));
                 }
@@ -303,7 +303,20 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
             tracing::warn!("{warning}");
         }
     }
-    let daemon = Daemon::new(settings, Clock::starting_now())?;
+    let soft_limit = fds::raise_soft_limit();
+    let mut daemon = Daemon::new(settings, Clock::starting_now())?;
+    let configured = daemon.settings.endpoint.max_conn;
+    let cap = fds::connection_cap(configured, soft_limit);
+    if daemon.listener.is_some() {
+        tracing::info!(
+            max_conn = cap,
+            configured,
+            soft_limit = ?soft_limit,
+            reserve = fds::RESERVE,
+            "connections capped so that the open-file limit keeps a reserve for collections"
+        );
+    }
+    daemon.settings.endpoint.max_conn = cap;
     serve(daemon, shutdown).await;
     Ok(())
 }
@@ -332,7 +345,14 @@ pub async fn serve(mut daemon: Daemon, shutdown: impl Future<Output = ()>) {
                 if let Ok(addr) = listener.local_addr() {
                     tracing::info!(%addr, "serving /metrics, /healthz, /readyz and /status");
                 }
-                tasks.push(tokio::spawn(endpoint::serve(listener, daemon.view())));
+                let settings = &daemon.settings.endpoint;
+                let token = settings.token.as_deref().map(endpoint::Token::new);
+                tasks.push(tokio::spawn(endpoint::serve(
+                    listener,
+                    daemon.view(),
+                    settings.max_conn,
+                    token,
+                )));
             }
             Err(e) => tracing::error!("cannot serve the HTTP endpoint: {e}"),
         }

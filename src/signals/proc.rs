@@ -4,12 +4,17 @@
 //! (`WATCHDOG_PROC_GROUP_BY=pgid`) or a single process (`pid`). The entity is named after the
 //! group's oldest matching process, `proc:<pid>:<start ticks>`, so a reused pid is a new entity.
 //! It is active when that process is strictly older than the threshold.
+//!
+//! A process that cannot be read has no known pgid, so a group read in part would be named
+//! after another member and fire under that name. A group is therefore held whole, with no
+//! signal, while the process whose pid is its pgid, or any of its members of the last tick
+//! (remembered in [`ProcMemory`]), cannot be read.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use watchdog_collectors::proc::{ProcScan, ProcessInfo};
 
-use crate::model::{Facts, Kind, ProcFacts, Signal, Stop};
+use crate::model::{Facts, Kind, ProcFacts, ProcMemory, Signal, Stop};
 
 /// Parents whose adopted children have lost the process that started them: init systems and
 /// the subreapers that container runtimes put at pid 1 or above a container.
@@ -44,8 +49,25 @@ pub struct ProcRules {
     pub group_by: GroupBy,
 }
 
-/// Builds one `proc_blocking` signal per entity of `scan`.
-pub fn build(scan: &ProcScan, rules: &ProcRules) -> Vec<Signal> {
+/// The result of one build.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Built {
+    pub signals: Vec<Signal>,
+    /// Entity id prefixes (`proc:<pid>`) the engine must hold: unreadable processes, and every
+    /// pid a half-read group's entity may be named after.
+    pub held: Vec<String>,
+    /// The members of each group, for the next tick (empty with pid grouping).
+    pub memory: ProcMemory,
+}
+
+/// Builds one `proc_blocking` signal per entity of `scan`; `previous` is the memory of the
+/// last tick that saw the process list.
+pub fn build(scan: &ProcScan, previous: &ProcMemory, rules: &ProcRules) -> Built {
+    let unreadable: BTreeSet<u32> = scan.unreadable.iter().copied().collect();
+    let mut built = Built {
+        held: unreadable.iter().map(|pid| held(*pid)).collect(),
+        ..Built::default()
+    };
     let mut groups: BTreeMap<u32, Vec<&ProcessInfo>> = BTreeMap::new();
     for process in &scan.processes {
         let key = match rules.group_by {
@@ -54,13 +76,57 @@ pub fn build(scan: &ProcScan, rules: &ProcRules) -> Vec<Signal> {
         };
         groups.entry(key).or_default().push(process);
     }
-    groups
-        .into_values()
-        .map(|mut members| {
-            members.sort_by_key(|p| (p.start_ticks, p.pid));
-            signal(&members, scan.ticks_per_second, rules)
-        })
-        .collect()
+    if rules.group_by == GroupBy::Pid {
+        // One process per entity: an unreadable one is held by its own pid above.
+        built.signals = groups
+            .into_values()
+            .map(|members| signal(&members, scan.ticks_per_second, rules))
+            .collect();
+        return built;
+    }
+    let pgids: BTreeSet<u32> = groups
+        .keys()
+        .chain(previous.groups.keys())
+        .copied()
+        .collect();
+    for pgid in pgids {
+        let mut members = groups.remove(&pgid).unwrap_or_default();
+        let before = previous.groups.get(&pgid).map_or(&[][..], Vec::as_slice);
+        let pids = members.iter().map(|p| p.pid);
+        // Its leader, or one of its members of the last tick, may be in it or not: unknown.
+        let half_read = unreadable.contains(&pgid) || before.iter().any(|p| unreadable.contains(p));
+        if half_read {
+            // Whatever pid its entity is named after is held, and no signal names another.
+            let known: BTreeSet<u32> = before.iter().copied().chain(pids).collect();
+            built
+                .held
+                .extend(known.iter().chain([&pgid]).map(|pid| held(*pid)));
+            built
+                .memory
+                .groups
+                .insert(pgid, known.into_iter().collect());
+            continue;
+        }
+        if members.is_empty() {
+            // Gone whole: nothing to remember.
+            continue;
+        }
+        members.sort_by_key(|p| (p.start_ticks, p.pid));
+        let mut remembered: Vec<u32> = members.iter().map(|p| p.pid).collect();
+        remembered.sort_unstable();
+        built.memory.groups.insert(pgid, remembered);
+        built
+            .signals
+            .push(signal(&members, scan.ticks_per_second, rules));
+    }
+    built.held.sort_unstable();
+    built.held.dedup();
+    built
+}
+
+/// The prefix that holds every entity named after `pid`.
+fn held(pid: u32) -> String {
+    format!("proc:{pid}")
 }
 
 /// The signal of one group; `members` is non-empty and sorted oldest first.
@@ -166,6 +232,11 @@ mod tests {
         }
     }
 
+    /// The signals of a scan with nothing remembered.
+    fn signals(scan: &ProcScan, rules: &ProcRules) -> Vec<Signal> {
+        build(scan, &ProcMemory::default(), rules).signals
+    }
+
     fn facts(signal: &Signal) -> &ProcFacts {
         match &signal.facts {
             Facts::Proc(facts) => facts,
@@ -185,14 +256,14 @@ mod tests {
     #[test]
     fn active_iff_strictly_older_than_the_threshold() {
         for (age_s, active) in [(3599, false), (3600, false), (3601, true)] {
-            let signals = build(&scan(vec![process(7, 7, age_s)]), &PGID);
+            let signals = signals(&scan(vec![process(7, 7, age_s)]), &PGID);
             assert_eq!(signals[0].active, active, "age {age_s}");
         }
     }
 
     #[test]
     fn a_group_is_one_entity_named_after_its_oldest_member() {
-        let signals = build(
+        let signals = signals(
             &scan(vec![
                 process(101, 100, 500),
                 process(100, 100, 4000),
@@ -216,7 +287,7 @@ mod tests {
 
     #[test]
     fn pid_grouping_gives_one_entity_per_process_without_group_facts() {
-        let signals = build(
+        let signals = signals(
             &scan(vec![process(100, 100, 4000), process(101, 100, 5)]),
             &PID,
         );
@@ -248,8 +319,96 @@ mod tests {
         idle.cpu_ticks = 720;
         let mut newborn = process(9, 9, 0);
         newborn.cpu_ticks = 5;
-        let signals = build(&scan(vec![busy, idle, newborn]), &PID);
+        let signals = signals(&scan(vec![busy, idle, newborn]), &PID);
         let pcts: Vec<f64> = signals.iter().map(|s| facts(s).cpu_pct).collect();
         assert_eq!(pcts, [150.0, 0.1, 0.0]);
+    }
+
+    /// Process group 100: leader 100, members 101 and 102, all old enough to be active.
+    fn group() -> Vec<ProcessInfo> {
+        vec![
+            process(100, 100, 5000),
+            process(101, 100, 4900),
+            process(102, 100, 4800),
+        ]
+    }
+
+    fn unreadable(mut scan: ProcScan, pids: &[u32]) -> ProcScan {
+        scan.processes.retain(|p| !pids.contains(&p.pid));
+        scan.unreadable = pids.to_vec();
+        scan
+    }
+
+    #[test]
+    fn a_group_read_whole_is_remembered_by_its_members() {
+        let built = build(&scan(group()), &ProcMemory::default(), &PGID);
+        assert_eq!(built.signals.len(), 1);
+        assert!(built.held.is_empty());
+        assert_eq!(built.memory.groups[&100], [100, 101, 102]);
+    }
+
+    #[test]
+    fn a_group_whose_leader_cannot_be_read_is_held_whole_without_a_signal() {
+        // Nothing remembered (a first tick): the leader's pid alone tells it is half read.
+        let built = build(
+            &unreadable(scan(group()), &[100]),
+            &ProcMemory::default(),
+            &PGID,
+        );
+        assert!(
+            built.signals.is_empty(),
+            "not renamed to proc:101: {built:?}"
+        );
+        assert_eq!(built.held, ["proc:100", "proc:101", "proc:102"]);
+        assert_eq!(built.memory.groups[&100], [101, 102]);
+    }
+
+    #[test]
+    fn a_group_whose_member_of_the_last_tick_cannot_be_read_is_held_whole() {
+        let before = build(&scan(group()), &ProcMemory::default(), &PGID).memory;
+        for pid in [101, 102] {
+            let built = build(&unreadable(scan(group()), &[pid]), &before, &PGID);
+            assert!(built.signals.is_empty(), "pid {pid}: {built:?}");
+            assert_eq!(
+                built.held,
+                ["proc:100", "proc:101", "proc:102"],
+                "pid {pid}"
+            );
+            assert_eq!(
+                built.memory, before,
+                "pid {pid}: remembered whole while held"
+            );
+        }
+    }
+
+    #[test]
+    fn a_group_read_whole_again_signals_under_its_old_name() {
+        let first = build(&scan(group()), &ProcMemory::default(), &PGID);
+        let held = build(&unreadable(scan(group()), &[100]), &first.memory, &PGID);
+        let again = build(&scan(group()), &held.memory, &PGID);
+        assert_eq!(again.signals, first.signals);
+        assert!(again.held.is_empty());
+    }
+
+    #[test]
+    fn an_unreadable_process_of_another_group_holds_only_itself() {
+        let mut processes = group();
+        processes.push(process(201, 200, 4000));
+        let before = build(&scan(processes.clone()), &ProcMemory::default(), &PGID).memory;
+        let built = build(&unreadable(scan(processes), &[201]), &before, &PGID);
+        assert_eq!(built.signals.len(), 1, "group 100 is read whole");
+        assert_eq!(built.held, ["proc:200", "proc:201"]);
+    }
+
+    #[test]
+    fn with_pid_grouping_an_unreadable_process_holds_only_itself_and_nothing_is_remembered() {
+        let built = build(
+            &unreadable(scan(group()), &[100]),
+            &ProcMemory::default(),
+            &PID,
+        );
+        assert_eq!(built.signals.len(), 2);
+        assert_eq!(built.held, ["proc:100"]);
+        assert!(built.memory.is_empty());
     }
 }

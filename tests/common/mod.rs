@@ -1,7 +1,17 @@
-//! A scripted HTTP server on 127.0.0.1:0 for tests: it records every request exactly and
-//! answers what the test's script says.
+//! What the tests share: a scripted HTTP server on 127.0.0.1:0 that records every request
+//! exactly and answers what the test's script says; child processes with deadlines
+//! ([`child`]); `watchdog run` as a child ([`daemon`]); a webhook receiver whose checks run in
+//! the test thread ([`webhook`]).
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
+
+mod child;
+mod daemon;
+mod webhook;
+
+pub use child::*;
+pub use daemon::Daemon;
+pub use webhook::{what, Received, Webhooks, SECRET};
 
 use std::io::Read;
 use std::sync::{mpsc, Arc};
@@ -100,23 +110,27 @@ impl Drop for Server {
     }
 }
 
-/// A free port on 127.0.0.1 (bound, then released for the caller to bind).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A plain HTTP/1.0 GET to 127.0.0.1:`port`: (status, body), or `None` when nothing answers.
 pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    http_get_with(port, path, &[])
+}
+
+/// As [`http_get`], with extra request headers. Each read and write waits 10 s at most.
+pub fn http_get_with(port: u16, path: &str, headers: &[(&str, &str)]) -> Option<(u16, String)> {
     use std::io::Write;
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .ok()?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    stream
+        .set_write_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    let mut head = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).ok()?;
     let mut raw = String::new();
     stream.read_to_string(&mut raw).ok()?;
     let status = raw.split_whitespace().nth(1)?.parse().ok()?;

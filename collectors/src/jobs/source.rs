@@ -147,6 +147,7 @@ fn read_sqlite(path: &Path, query: &str) -> Result<Vec<Value>, SourceError> {
     use rusqlite::{Connection, OpenFlags};
     let open = |error| SourceError::SqliteOpen { error };
     let failed = |error| SourceError::SqliteQuery { error };
+    crate::regular::sqlite_files(path).map_err(|error| SourceError::SqliteNotRegular { error })?;
     let connection = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
