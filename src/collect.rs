@@ -10,6 +10,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use watchdog_collectors::jobs::{JobsCollector, JobsConfig, Source};
+use watchdog_collectors::pressure::{self, PressureScan, Top};
 use watchdog_collectors::proc::{ProcCollector, ProcConfig};
 use watchdog_collectors::{Collector, Observation};
 
@@ -155,6 +156,8 @@ pub fn derive(
                 memory: Some(built.memory),
             }
         }
+        // Not built from the settings yet: nothing switches the pressure collector on.
+        Observation::Pressure(_) => Derived::default(),
     }
 }
 
@@ -167,5 +170,24 @@ pub fn counts(observation: &Observation) -> (u64, u64, u64) {
             scan.unreadable.len() as u64,
         ),
         Observation::Jobs(scan) => (scan.jobs.len() as u64, 0, scan.unreadable.len() as u64),
+        Observation::Pressure(scan) => pressure_counts(scan),
+    }
+}
+
+/// A pressure scan's counts: the resources it had a source for, and the processes its top
+/// sampling lost or could not read.
+fn pressure_counts(scan: &PressureScan) -> (u64, u64, u64) {
+    let observed = scan
+        .resources
+        .iter()
+        .filter(|r| r.source != pressure::Source::Unavailable)
+        .count() as u64;
+    match &scan.top {
+        Top::Sampled {
+            vanished,
+            unreadable,
+            ..
+        } => (observed, *vanished, *unreadable),
+        _ => (observed, 0, 0),
     }
 }

@@ -47,8 +47,6 @@ pub trait Collector: Send + Sync {
 pub enum Observation {
     Proc(proc::ProcScan),
     Jobs(jobs::JobsScan),
-    /// Off until the root crate matches it: see the `pressure` feature in Cargo.toml.
-    #[cfg(feature = "pressure")]
     Pressure(pressure::PressureScan),
 }
 

@@ -603,7 +603,6 @@ impl PressureCollector {
     }
 }
 
-#[cfg(feature = "pressure")]
 impl crate::Collector for PressureCollector {
     fn name(&self) -> &'static str {
         NAME

@@ -958,7 +958,6 @@ fn above_threshold_a_tick_reads_every_stat_and_only_the_top_cmdlines_and_cgroups
     }
 }
 
-#[cfg(feature = "pressure")]
 #[test]
 fn the_collector_is_named_pressure_and_observes_a_pressure_scan() {
     use watchdog_collectors::{Collector, Observation};
