@@ -251,6 +251,7 @@ fn decide_10k() -> Duration {
     let rules = Rules {
         proc_cooldown_s: 1800,
         jobs_cooldown_s: 1800,
+        pressure_cooldown_s: 1800,
         collector_fail_ticks: 3,
         collector_fail_cooldown_s: 1800,
     };

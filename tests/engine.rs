@@ -10,6 +10,7 @@ fn rules() -> Rules {
     Rules {
         proc_cooldown_s: COOLDOWN,
         jobs_cooldown_s: COOLDOWN,
+        pressure_cooldown_s: COOLDOWN,
         collector_fail_ticks: 3,
         collector_fail_cooldown_s: 600,
     }

@@ -188,6 +188,13 @@ fn bad_config_exits_2_with_one_line_naming_the_variable() {
         ("WATCHDOG_PROC_ENABLED", "maybe"),
         ("WATCHDOG_PROC_PATTERNS", "re:(["),
         ("WATCHDOG_PROC_GROUP_BY", "tree"),
+        // Decimals: just outside 0.1-100 on both sides, and not a plain decimal.
+        ("WATCHDOG_PRESSURE_CPU_PCT", "0.09"),
+        ("WATCHDOG_PRESSURE_MEMORY_PCT", "100.1"),
+        ("WATCHDOG_PRESSURE_IO_PCT", "1e1"),
+        ("WATCHDOG_PRESSURE_LOAD_PCT", "0.9"),
+        ("WATCHDOG_PRESSURE_TOP", "51"),
+        ("WATCHDOG_PRESSURE_FOR_S", "86401"),
     ];
     for (var, value) in cases {
         for command in ["once", "check-config"] {

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use watchdog_collectors::pattern::PatternSet;
+use watchdog_collectors::pressure::Thresholds;
 
 use super::{http_url, Config, ConfigError};
 use crate::engine::Rules;
@@ -29,6 +30,8 @@ pub struct Settings {
     pub proc: Option<ProcSettings>,
     /// `None` while the jobs collector is off.
     pub jobs: Option<JobsSettings>,
+    /// `None` while the pressure collector is off.
+    pub pressure: Option<PressureSettings>,
     pub delivery: DeliverySettings,
     /// Where the endpoint listens; `None` for `off`.
     pub listen: Option<SocketAddr>,
@@ -75,6 +78,19 @@ pub struct JobsSettings {
     pub pid_ns: Option<PatternSet>,
     pub timeout: Duration,
     pub rules: JobsRules,
+}
+
+/// The pressure collector and its signal builder.
+#[derive(Debug, Clone)]
+pub struct PressureSettings {
+    /// The proc root: its `pressure/`, `loadavg`, `stat` and, while under pressure, its pids.
+    pub root: PathBuf,
+    pub thresholds: Thresholds,
+    /// How many top CPU consumers to name; 0 never samples processes.
+    pub top: usize,
+    /// How long a resource must stay at or above its threshold to be active, and below it to
+    /// recover.
+    pub for_s: u64,
 }
 
 /// Delivery: the channels, and how the outboxes behave.
@@ -142,6 +158,17 @@ impl Settings {
         } else {
             None
         };
+        let pressure = config.pressure_enabled.then(|| PressureSettings {
+            root: config.proc_root.clone(),
+            thresholds: Thresholds {
+                cpu_pct: config.pressure_cpu_pct.0,
+                memory_pct: config.pressure_memory_pct.0,
+                io_pct: config.pressure_io_pct.0,
+                load_pct: config.pressure_load_pct.0,
+            },
+            top: config.pressure_top,
+            for_s: config.pressure_for_s,
+        });
         Ok(Self {
             host: resolve_host(&config.host),
             lang: config.lang,
@@ -154,11 +181,13 @@ impl Settings {
             rules: Rules {
                 proc_cooldown_s: config.proc_cooldown_s,
                 jobs_cooldown_s: config.jobs_cooldown_s,
+                pressure_cooldown_s: config.pressure_cooldown_s,
                 collector_fail_ticks: config.collector_fail_ticks,
                 collector_fail_cooldown_s: config.collector_fail_cooldown_s,
             },
             proc,
             jobs,
+            pressure,
             delivery: DeliverySettings {
                 channels: channel_settings(config),
                 outbox_max: config.outbox_max,
@@ -178,6 +207,9 @@ impl Settings {
         }
         if self.jobs.is_some() {
             names.push("jobs");
+        }
+        if self.pressure.is_some() {
+            names.push("pressure");
         }
         names
     }

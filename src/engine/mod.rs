@@ -53,6 +53,7 @@ impl CollectorTick {
 pub struct Rules {
     pub proc_cooldown_s: u64,
     pub jobs_cooldown_s: u64,
+    pub pressure_cooldown_s: u64,
     /// Consecutive failed ticks after which a collector's blindness is itself an alert.
     pub collector_fail_ticks: u32,
     pub collector_fail_cooldown_s: u64,
