@@ -245,6 +245,7 @@ fn decide_10k() -> Duration {
                 group_cpu_pct: None,
                 group_rss_bytes: None,
                 stop: Stop::Group(pid),
+                container: None,
             }),
         })
         .collect();

@@ -16,7 +16,7 @@ use watchdog_collectors::{Collector, Observation};
 
 use crate::config::{JobsSourceSettings, Settings};
 use crate::engine::CollectorTick;
-use crate::model::{CollectFailure, JobsMemory, Signal, Unix};
+use crate::model::{CollectFailure, JobsMemory, Memory, Signal, Unix};
 use crate::signals;
 
 /// Every collector watchdog knows, in the fixed order of reports.
@@ -106,8 +106,8 @@ pub struct Derived {
     pub held: Vec<String>,
     /// Entities to drop without a recovery.
     pub forget: Vec<String>,
-    /// Set for a jobs observation.
-    pub memory: Option<JobsMemory>,
+    /// What the builders remember: set for jobs and pressure observations.
+    pub memory: Option<Memory>,
 }
 
 impl Derived {
@@ -153,7 +153,7 @@ pub fn derive(
                 signals: built.signals,
                 held: built.held,
                 forget: built.forget,
-                memory: Some(built.memory),
+                memory: Some(Memory::Jobs(built.memory)),
             }
         }
         // Not built from the settings yet: nothing switches the pressure collector on.

@@ -29,6 +29,7 @@ fn proc_facts() -> ProcFacts {
         group_cpu_pct: Some(151.0),
         group_rss_bytes: Some(450_969_600),
         stop: Stop::Group(100),
+        container: None,
     }
 }
 
@@ -213,6 +214,7 @@ fn job_facts() -> JobFacts {
         members: Vec::new(),
         ended_s: None,
         stop: Stop::Group(320),
+        container: None,
     }
 }
 

@@ -16,7 +16,7 @@ pub use state::{AlertState, EntityState, COLLECTOR_ENTITY_PREFIX};
 
 pub use crate::model::Reason;
 use crate::model::{
-    Alert, CollectFailure, CollectorFacts, EventKind, Facts, JobsMemory, Kind, Signal, Unix,
+    Alert, CollectFailure, CollectorFacts, EventKind, Facts, Kind, Memory, Signal, Unix,
 };
 
 /// What one collector did this tick, as the engine needs it.
@@ -25,12 +25,12 @@ pub enum CollectorTick {
     /// It looked: these are its signals, the entities it saw but could not read, given as id
     /// prefixes (`proc:7` holds `proc:7:<any start>`), the entities it stopped watching
     /// (`forget`: dropped without a recovery, since nothing says they are over), and what its
-    /// builders remember for the next tick (jobs only).
+    /// builders remember for the next tick (jobs and pressure).
     Ok {
         signals: Vec<Signal>,
         unreadable: Vec<String>,
         forget: Vec<String>,
-        memory: Option<JobsMemory>,
+        memory: Option<Memory>,
     },
     /// It could not look.
     Failed { error: CollectFailure },
@@ -64,6 +64,7 @@ impl Rules {
         match kind {
             Kind::ProcBlocking => self.proc_cooldown_s,
             Kind::AgentHung | Kind::JobLeftover => self.jobs_cooldown_s,
+            Kind::HostPressure => self.pressure_cooldown_s,
             Kind::CollectorFailing => self.collector_fail_cooldown_s,
             // Test events never enter the state; a cooldown of none is as good as any.
             Kind::Test => 0,
@@ -227,9 +228,11 @@ pub fn decide(
                     }
                 }
                 tick.signals(name, signals, &unreadable);
-                if let Some(memory) = memory {
-                    // Only a collection that worked updates what its builders remember.
-                    tick.state.jobs = memory;
+                // Only a collection that worked updates what its builders remember.
+                match memory {
+                    Some(Memory::Jobs(jobs)) => tick.state.jobs = jobs,
+                    Some(Memory::Pressure(pressure)) => tick.state.pressure = pressure,
+                    None => {}
                 }
             }
             CollectorTick::Failed { error } => tick.failed(name, &error),

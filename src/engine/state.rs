@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Facts, JobsMemory, Kind, Unix};
+use crate::model::{Facts, JobsMemory, Kind, PressureMemory, Unix};
 
 /// What the engine remembers of one entity that fired.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -33,6 +33,8 @@ pub struct AlertState {
     pub(super) fail_streaks: BTreeMap<String, u32>,
     /// What the jobs builders remember between ticks.
     pub(super) jobs: JobsMemory,
+    /// What the pressure builder remembers between ticks.
+    pub(super) pressure: PressureMemory,
 }
 
 /// The on-disk shape of [`AlertState`]: JSON maps need string keys.
@@ -43,6 +45,8 @@ struct StateFile {
     fail_streaks: BTreeMap<String, u32>,
     #[serde(default)]
     jobs: JobsMemory,
+    #[serde(default)]
+    pressure: PressureMemory,
 }
 
 const STATE_VERSION: u32 = 1;
@@ -60,6 +64,7 @@ impl From<StateFile> for AlertState {
             entities,
             fail_streaks: file.fail_streaks,
             jobs: file.jobs,
+            pressure: file.pressure,
         }
     }
 }
@@ -78,6 +83,7 @@ impl From<AlertState> for StateFile {
             entities: all,
             fail_streaks: state.fail_streaks,
             jobs: state.jobs,
+            pressure: state.pressure,
         }
     }
 }
@@ -139,6 +145,11 @@ impl AlertState {
         &self.jobs
     }
 
+    /// What the pressure builder remembered on the last tick that read the pressure files.
+    pub fn pressure(&self) -> &PressureMemory {
+        &self.pressure
+    }
+
     pub fn fail_streak(&self, collector: &str) -> u32 {
         self.fail_streaks.get(collector).copied().unwrap_or(0)
     }
@@ -160,6 +171,11 @@ impl AlertState {
         dropped.sort_unstable();
         self.fail_streaks
             .retain(|name, _| enabled.contains(&name.as_str()));
+        if !enabled.contains(&"pressure") {
+            // A run above the threshold that nobody watched is not one: start over when it is
+            // switched on again, rather than fire at once on a week-old `above_since`.
+            self.pressure = PressureMemory::default();
+        }
         dropped
             .into_iter()
             .filter_map(|(kind, entity)| self.remove(kind, &entity))

@@ -1,14 +1,23 @@
 //! What the signal builders remember between ticks, kept with the alert state.
 //!
 //! The jobs builders remember, per job, its host pid and start time, and its pgid and session
-//! only where the job's pid leads them. decide() carries this memory through and returns it in
-//! its outcome, so it is saved in the same write as the alert state it explains.
+//! only where the job's pid leads them. The pressure builder remembers, per resource, since when
+//! it has been above (or, while active, below) its threshold. decide() carries this memory
+//! through and returns it in its outcome, so it is saved in the same write as the alert state it
+//! explains; a collection that failed changes none of it.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::Unix;
+use super::{ContainerFacts, Resource, Unix};
+
+/// What one collector's builders remember after a successful tick, for the engine to keep.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Memory {
+    Jobs(JobsMemory),
+    Pressure(PressureMemory),
+}
 
 /// What the watchdog remembers of one job, in its own state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,6 +31,9 @@ pub struct Remembered {
     pub session: Option<u32>,
     /// When it ended: its `ended_at`, or the first tick it was seen ended or gone from the list.
     pub ended_at: Option<Unix>,
+    /// Where its process ran, so its leftovers can say so after it is gone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<ContainerFacts>,
 }
 
 /// Remembered jobs, by id.
@@ -42,4 +54,22 @@ impl JobsMemory {
     pub fn open_watches(&self) -> usize {
         self.jobs.values().filter(|r| r.ended_at.is_some()).count()
     }
+}
+
+/// What the pressure builder remembers of one resource.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PressureTrack {
+    /// Whether its entity is active: it stays so until `some avg60` has been below the
+    /// threshold for `WATCHDOG_PRESSURE_FOR_S`.
+    pub active: bool,
+    /// The first tick of the current run at or above the threshold.
+    pub above_since: Option<Unix>,
+    /// While active: the first tick of the current run below the threshold.
+    pub below_since: Option<Unix>,
+}
+
+/// Remembered resources; a resource with no source on this host has no entry.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PressureMemory {
+    pub resources: BTreeMap<Resource, PressureTrack>,
 }

@@ -120,6 +120,7 @@ pub fn build(scan: &JobsScan, memory: &JobsMemory, now: Unix, rules: &JobsRules)
             stop: job_stop(known.pgid, &members),
             members: members.clone(),
             ended_s: Some(ended_s),
+            container: known.container.clone(),
         };
         if members.is_empty() {
             // Nothing of it is left: the watch closes.
@@ -175,6 +176,7 @@ fn hung(
                             pgid: leads(p.pgid),
                             session: leads(p.session),
                             ended_at: None,
+                            container: None,
                         },
                     );
                     facts.pgid = leads(p.pgid);
@@ -218,6 +220,7 @@ fn job_facts(job: &Job, host_pid: Option<u32>, now: Unix) -> JobFacts {
         members: Vec::new(),
         ended_s: None,
         stop: Stop::None,
+        container: None,
     }
 }
 

@@ -99,6 +99,7 @@ fn signal(members: &[&ProcessInfo], ticks_per_second: u64, rules: &ProcRules) ->
         group_cpu_pct: grouped.then(|| round1(members.iter().map(|p| cpu(p)).sum())),
         group_rss_bytes: grouped.then(|| members.iter().map(|p| p.rss_bytes).sum()),
         stop,
+        container: None,
     };
     Signal {
         kind: Kind::ProcBlocking,
