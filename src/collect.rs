@@ -3,24 +3,27 @@
 //! Owns the one place where collectors are built, by name, from their settings: a collector
 //! that is switched off is never constructed, so it opens nothing. Also owns turning one
 //! observation into what the engine and the report need, once per tick: signals, entities to
-//! hold or forget, and (for jobs) what to remember. It runs nothing on its own; the runner and
-//! `once` call the collectors.
+//! hold or forget, and (for jobs and pressure) what to remember. Observations are derived in the
+//! order of [`KNOWN`], so pressure's top consumers can be matched to this tick's proc and jobs
+//! entities. It runs nothing on its own; the runner and `once` call the collectors.
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use watchdog_collectors::jobs::{JobsCollector, JobsConfig, Source};
-use watchdog_collectors::pressure::{self, PressureScan, Top};
+use watchdog_collectors::pressure::{
+    self, PressureCollector, PressureConfig, PressureScan, Sampling, Top,
+};
 use watchdog_collectors::proc::{ProcCollector, ProcConfig};
 use watchdog_collectors::{Collector, Observation};
 
 use crate::config::{JobsSourceSettings, Settings};
-use crate::engine::CollectorTick;
+use crate::engine::{AlertState, CollectorTick};
 use crate::model::{CollectFailure, JobsMemory, Memory, Signal, Unix};
 use crate::signals;
 
 /// Every collector watchdog knows, in the fixed order of reports.
-pub const KNOWN: &[&str] = &["proc", "jobs"];
+pub const KNOWN: &[&str] = &["proc", "jobs", "pressure"];
 
 /// The enabled collectors, and the jobs collector's switch for reading every process.
 pub struct Built {
@@ -29,8 +32,9 @@ pub struct Built {
     pub jobs_read_all: Option<Arc<AtomicBool>>,
 }
 
-/// Builds the enabled collectors, in the order of [`KNOWN`].
-pub fn build(settings: &Settings) -> Built {
+/// Builds the enabled collectors, in the order of [`KNOWN`]. `sampling` is how the pressure
+/// collector takes its two per-process samples: a tick apart in `run`, around a wait in `once`.
+pub fn build(settings: &Settings, sampling: Sampling) -> Built {
     let mut built = Built {
         collectors: Vec::new(),
         jobs_read_all: None,
@@ -72,6 +76,16 @@ pub fn build(settings: &Settings) -> Built {
                 read_all: Arc::clone(&read_all),
             })));
         built.jobs_read_all = Some(read_all);
+    }
+    if let Some(pressure) = &settings.pressure {
+        built.collectors.push(Arc::new(PressureCollector::new(
+            PressureConfig::with_system_units(
+                pressure.root.clone(),
+                pressure.thresholds,
+                pressure.top,
+                sampling,
+            ),
+        )));
     }
     built
 }
@@ -122,11 +136,22 @@ impl Derived {
     }
 }
 
+/// What the builders know of earlier ticks.
+#[derive(Debug, Clone, Copy)]
+pub enum Past<'a> {
+    /// `once`: there is no earlier tick.
+    None,
+    /// `run`: what the alert state kept from the last successful tick.
+    Kept(&'a AlertState),
+}
+
 /// Derives signals from one successful observation, with the builders' settings and memory.
+/// `earlier` holds the signals already derived this tick (of the collectors before this one).
 pub fn derive(
     observation: &Observation,
     settings: &Settings,
-    memory: &JobsMemory,
+    past: Past<'_>,
+    earlier: &[Signal],
     now: Unix,
 ) -> Derived {
     match observation {
@@ -148,6 +173,11 @@ pub fn derive(
             let Some(jobs) = &settings.jobs else {
                 return Derived::default();
             };
+            let none = JobsMemory::default();
+            let memory = match past {
+                Past::None => &none,
+                Past::Kept(state) => state.jobs(),
+            };
             let built = signals::jobs::build(scan, memory, now, &jobs.rules);
             Derived {
                 signals: built.signals,
@@ -156,8 +186,22 @@ pub fn derive(
                 memory: Some(Memory::Jobs(built.memory)),
             }
         }
-        // Not built from the settings yet: nothing switches the pressure collector on.
-        Observation::Pressure(_) => Derived::default(),
+        Observation::Pressure(scan) => {
+            let Some(pressure) = &settings.pressure else {
+                return Derived::default();
+            };
+            let history = match past {
+                Past::None => signals::pressure::History::None,
+                Past::Kept(state) => signals::pressure::History::Kept(state.pressure()),
+            };
+            let built = signals::pressure::build(scan, history, earlier, now, &pressure.rules);
+            Derived {
+                signals: built.signals,
+                held: Vec::new(),
+                forget: Vec::new(),
+                memory: built.memory.map(Memory::Pressure),
+            }
+        }
     }
 }
 

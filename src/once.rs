@@ -5,22 +5,31 @@
 //! state. Exits by `--check`'s table. It never reads or writes alert state and sends nothing.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
-use crate::collect::{self, Outcome};
+use watchdog_collectors::pressure::Sampling;
+
+use crate::collect::{self, Outcome, Past};
 use crate::config::Settings;
 use crate::engine::{self, AlertState, CollectorTick};
 use crate::event::Event;
-use crate::model::{now_unix, JobsMemory, Unix};
+use crate::model::{now_unix, Unix};
 use crate::report::{Report, WouldSend};
 
 pub use crate::report::{EXIT_ACTIVE, EXIT_COLLECTOR_FAILED};
 
+/// How far apart `once` takes the pressure collector's two per-process samples, while a
+/// resource is at or above its threshold: long enough for a busy process to show, short enough
+/// for a merge gate to wait.
+pub const TOP_SAMPLE_WAIT: Duration = Duration::from_secs(1);
+
 /// Runs `watchdog once`.
 pub fn main(settings: &Settings, json: bool, check: bool) -> ExitCode {
-    let built = collect::build(settings);
+    let built = collect::build(settings, Sampling::Wait(TOP_SAMPLE_WAIT));
     if built.collectors.is_empty() {
         tracing::warn!(
-            "no collector is enabled; set WATCHDOG_PROC_ENABLED=true or WATCHDOG_JOBS_ENABLED=true"
+            "no collector is enabled; set WATCHDOG_PROC_ENABLED, WATCHDOG_JOBS_ENABLED or \
+             WATCHDOG_PRESSURE_ENABLED to true"
         );
     }
     let outcomes = collect::collect_all(&built.collectors);
@@ -45,14 +54,13 @@ pub fn main(settings: &Settings, json: bool, check: bool) -> ExitCode {
 /// The report of one pass, with the events of `run`'s first tick from an empty state, decided
 /// at `now` for this host. Signals are derived once and serve both.
 pub fn pass(settings: &Settings, outcomes: &[Outcome], now: Unix) -> Report {
-    let memory = JobsMemory::default();
     let mut signals = Vec::new();
     let mut ticks: Vec<(&str, CollectorTick)> = Vec::new();
     for outcome in outcomes {
         match &outcome.result {
             None => {}
             Some(Ok(observation)) => {
-                let derived = collect::derive(observation, settings, &memory, now);
+                let derived = collect::derive(observation, settings, Past::None, &signals, now);
                 signals.extend(derived.signals.iter().cloned());
                 ticks.push((outcome.name, derived.into_tick()));
             }

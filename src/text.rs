@@ -4,7 +4,7 @@
 //! since when, what it costs, whether it was orphaned and by whom, and what to run about it.
 //! Pure: an alert, a host and a language in, two strings out. Channels escape them for their
 //! own markup; nothing here is markup. Where a process runs (its container, pod or unit) is
-//! worded in [`container`]; host pressure has its own module, [`pressure`].
+//! worded in `text/container.rs`; host pressure has its own module, `text/pressure.rs`.
 
 mod container;
 mod pressure;

@@ -1,6 +1,7 @@
 //! What `watchdog once` opens, proven with a syscall trace (strace, from Debian; `.ci/run`
 //! installs it): nothing under the proc root when the collector is off, and only the files the
-//! scan needs when it is on: `cgroup` of the matches alone. Never `environ`.
+//! scan needs when it is on: `cgroup` of the matches alone, and, for the pressure collector on a
+//! calm host, the three PSI files and nothing else. Never `environ`.
 
 mod common;
 
@@ -88,6 +89,79 @@ fn a_fixture_scan_opens_only_uptime_cmdline_stat_and_the_matches_cgroup() {
         .collect();
     cgroups.sort_unstable();
     assert_eq!(cgroups, ["100", "101", "102", "103", "104", "201"]);
+}
+
+#[test]
+fn a_calm_pressure_tick_opens_the_three_psi_files_and_nothing_else() {
+    let root = fixture("psi_calm");
+    let prefix = format!("{}/", root.to_str().unwrap());
+    let opened = opened_paths(&[
+        ("WATCHDOG_PRESSURE_ENABLED", "true"),
+        ("WATCHDOG_PROC_ROOT", root.to_str().unwrap()),
+    ]);
+    let under_root: Vec<&str> = opened
+        .iter()
+        .filter_map(|p| p.strip_prefix(&prefix))
+        .collect();
+    assert_eq!(
+        under_root,
+        ["pressure/cpu", "pressure/memory", "pressure/io"],
+        "a calm tick reads three small files and nothing per process"
+    );
+    let elsewhere: Vec<&String> = opened
+        .iter()
+        .filter(|p| p.starts_with("/proc/") && !is_runtime_self(p))
+        .collect();
+    assert!(elsewhere.is_empty(), "{elsewhere:?}");
+}
+
+#[test]
+fn without_psi_a_calm_pressure_tick_opens_five_files() {
+    let root = fixture("psi_absent_loadavg_only");
+    let prefix = format!("{}/", root.to_str().unwrap());
+    let opened = opened_paths(&[
+        ("WATCHDOG_PRESSURE_ENABLED", "true"),
+        ("WATCHDOG_PROC_ROOT", root.to_str().unwrap()),
+    ]);
+    let under_root: Vec<&str> = opened
+        .iter()
+        .filter_map(|p| p.strip_prefix(&prefix))
+        .collect();
+    // The absent cpu file, then its fallback, then the absent memory and io files.
+    assert_eq!(
+        under_root,
+        [
+            "pressure/cpu",
+            "loadavg",
+            "stat",
+            "pressure/memory",
+            "pressure/io"
+        ]
+    );
+}
+
+#[test]
+fn a_live_scan_never_opens_environ_or_status() {
+    let opened = opened_paths(&[
+        ("WATCHDOG_PROC_ENABLED", "true"),
+        ("WATCHDOG_PROC_PATTERNS", "re:."),
+    ]);
+    let per_process: Vec<&String> = opened
+        .iter()
+        .filter(|p| p.starts_with("/proc/") && !is_runtime_self(p))
+        .collect();
+    assert!(
+        per_process.iter().any(|p| p.ends_with("/stat")),
+        "the scan read stat files"
+    );
+    for path in &per_process {
+        let rest = &path["/proc/".len()..];
+        assert!(allowed_under_root(rest), "opened {path}");
+    }
+    assert!(
+        opened.iter().all(|p| !p.contains("environ")),
+        "environ was opened"
+    );
 }
 
 /// What a scan may open under its root: the root itself, `uptime`, and a pid's dir, `cmdline`,

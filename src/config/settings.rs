@@ -16,6 +16,7 @@ use crate::engine::Rules;
 use crate::model::{comma_list, Lang};
 use crate::notify::{alertmanager::Auth, ChannelSettings, TelegramSettings};
 use crate::signals::jobs::JobsRules;
+use crate::signals::pressure::PressureRules;
 use crate::signals::proc::ProcRules;
 
 /// Everything, by area.
@@ -88,9 +89,7 @@ pub struct PressureSettings {
     pub thresholds: Thresholds,
     /// How many top CPU consumers to name; 0 never samples processes.
     pub top: usize,
-    /// How long a resource must stay at or above its threshold to be active, and below it to
-    /// recover.
-    pub for_s: u64,
+    pub rules: PressureRules,
 }
 
 /// Delivery: the channels, and how the outboxes behave.
@@ -167,7 +166,9 @@ impl Settings {
                 load_pct: config.pressure_load_pct.0,
             },
             top: config.pressure_top,
-            for_s: config.pressure_for_s,
+            rules: PressureRules {
+                for_s: config.pressure_for_s,
+            },
         });
         Ok(Self {
             host: resolve_host(&config.host),

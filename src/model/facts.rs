@@ -178,6 +178,15 @@ pub enum PressureSource {
     Loadavg,
 }
 
+impl PressureSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PressureSource::Psi => "psi",
+            PressureSource::Loadavg => "loadavg",
+        }
+    }
+}
+
 /// What per-process sampling gave on the tick the facts come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -194,6 +203,18 @@ pub enum TopStatus {
     Sampled,
     /// Sampling could not see the processes; the pressure figures still stand.
     Failed,
+}
+
+impl TopStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TopStatus::Off => "off",
+            TopStatus::BelowThreshold => "below_threshold",
+            TopStatus::Sampling => "sampling",
+            TopStatus::Sampled => "sampled",
+            TopStatus::Failed => "failed",
+        }
+    }
 }
 
 /// The facts of a `host_pressure` signal.
