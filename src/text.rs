@@ -38,9 +38,11 @@ fn with_place(text: String, container: Option<&ContainerFacts>, lang: Lang) -> S
     let Some(place) = container.and_then(|c| place(c, lang)) else {
         return text;
     };
+    // A cut pod uid already ends the sentence with its ellipsis.
+    let stop = if place.ends_with('…') { "" } else { "." };
     let line = match lang {
-        Lang::En => format!("Where it runs: {place}."),
-        Lang::Ru => format!("Где работает: {place}."),
+        Lang::En => format!("Where it runs: {place}{stop}"),
+        Lang::Ru => format!("Где работает: {place}{stop}"),
     };
     match text.split_once('\n') {
         Some((first, rest)) => format!("{first}\n{line}\n{rest}"),

@@ -117,14 +117,25 @@ fn body(
             "{what} на {host} на уровне порога ({threshold}) или выше с {since}: {figures}."
         ),
     });
-    lines.push(match lang {
-        Lang::En => "A test that times out or runs slow on this host now is more likely starved \
-                     than broken: treat its failure as an infrastructure fault, stop the stuck \
-                     work, then re-run it."
+    // Stuck work among the culprits is the fault to fix; without it, the host is simply busy.
+    let stuck = f.top.iter().any(|t| t.stuck_s.is_some());
+    lines.push(match (lang, stuck) {
+        (Lang::En, true) => "A test that times out or runs slow on this host now is more likely \
+                             starved than broken: treat its failure as an infrastructure fault, \
+                             stop the stuck work, then re-run it."
             .to_string(),
-        Lang::Ru => "Тест, который сейчас падает по таймауту или идёт медленно на этом хосте, \
-                     скорее голодает, чем сломан: считайте это сбоем инфраструктуры, остановите \
-                     зависшую работу и перезапустите его."
+        (Lang::En, false) => "A test that times out or runs slow on this host now is more likely \
+                              starved than broken: treat its failure as an infrastructure fault, \
+                              and re-run it elsewhere or once the pressure is over."
+            .to_string(),
+        (Lang::Ru, true) => "Тест, который сейчас падает по таймауту или идёт медленно на этом \
+                             хосте, скорее голодает, чем сломан: считайте это сбоем \
+                             инфраструктуры, остановите зависшую работу и перезапустите его."
+            .to_string(),
+        (Lang::Ru, false) => "Тест, который сейчас падает по таймауту или идёт медленно на этом \
+                              хосте, скорее голодает, чем сломан: считайте это сбоем \
+                              инфраструктуры и перезапустите его на другом хосте или когда \
+                              дефицит пройдёт."
             .to_string(),
     });
     if let Some((term, kill)) = f.stop.commands() {
