@@ -25,6 +25,12 @@ pub fn main(config: &Config, settings: &Settings, unknown: usize) -> u8 {
     for (name, target) in channels {
         println!("channel {name}: {target}");
     }
+    // Building opens nothing; it proves the collectors can be built as `run` would build them.
+    let sampling = watchdog_collectors::pressure::Sampling::Interval;
+    if let Err(error) = crate::collect::build(settings, sampling) {
+        eprintln!("watchdog: {error}");
+        return EXIT_BAD_CONFIG;
+    }
     if unknown > 0 {
         eprintln!("watchdog: {unknown} unknown WATCHDOG_* variable(s); see the warnings above");
         return EXIT_BAD_CONFIG;

@@ -7,7 +7,6 @@
 //! order of [`KNOWN`], so pressure's top consumers can be matched to this tick's proc and jobs
 //! entities. It runs nothing on its own; the runner and `once` call the collectors.
 
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use watchdog_collectors::jobs::{JobsCollector, JobsConfig, Source};
@@ -15,9 +14,9 @@ use watchdog_collectors::pressure::{
     self, PressureCollector, PressureConfig, PressureScan, Sampling, Top,
 };
 use watchdog_collectors::proc::{ProcCollector, ProcConfig};
-use watchdog_collectors::{Collector, Observation};
+use watchdog_collectors::{CollectRequest, Collector, Observation};
 
-use crate::config::{JobsSourceSettings, Settings};
+use crate::config::{ConfigError, JobsSourceSettings, Settings, PREFIX};
 use crate::engine::{AlertState, CollectorTick};
 use crate::model::{CollectFailure, JobsMemory, Memory, Signal, Unix};
 use crate::signals;
@@ -25,28 +24,23 @@ use crate::signals;
 /// Every collector watchdog knows, in the fixed order of reports.
 pub const KNOWN: &[&str] = &["proc", "jobs", "pressure"];
 
-/// The enabled collectors, and the jobs collector's switch for reading every process.
-pub struct Built {
-    pub collectors: Vec<Arc<dyn Collector>>,
-    /// Set while a leftover watch is open; `None` without the jobs collector.
-    pub jobs_read_all: Option<Arc<AtomicBool>>,
-}
-
 /// Builds the enabled collectors, in the order of [`KNOWN`]. `sampling` is how the pressure
 /// collector takes its two per-process samples: a tick apart in `run`, around a wait in `once`.
-pub fn build(settings: &Settings, sampling: Sampling) -> Built {
-    let mut built = Built {
-        collectors: Vec::new(),
-        jobs_read_all: None,
-    };
+///
+/// # Errors
+/// The jobs HTTP source has no roots to trust at all (no system store, no CA file); the error
+/// names `WATCHDOG_CA_FILE`.
+pub fn build(
+    settings: &Settings,
+    sampling: Sampling,
+) -> Result<Vec<Arc<dyn Collector>>, ConfigError> {
+    let mut built: Vec<Arc<dyn Collector>> = Vec::new();
     if let Some(proc) = &settings.proc {
-        built
-            .collectors
-            .push(Arc::new(ProcCollector::new(ProcConfig::with_system_units(
-                proc.root.clone(),
-                proc.patterns.clone(),
-                proc.exclude.clone(),
-            ))));
+        built.push(Arc::new(ProcCollector::new(ProcConfig::with_system_units(
+            proc.root.clone(),
+            proc.patterns.clone(),
+            proc.exclude.clone(),
+        ))));
     }
     if let Some(jobs) = &settings.jobs {
         let source = match &jobs.source {
@@ -54,31 +48,26 @@ pub fn build(settings: &Settings, sampling: Sampling) -> Built {
                 url: url.to_string(),
                 token: token.clone(),
                 timeout: jobs.timeout,
-                ca_pem: settings
-                    .delivery
-                    .ca_file
-                    .as_ref()
-                    .and_then(|path| std::fs::read(path).ok()),
+                tls: settings.tls.get().map_err(|e| ConfigError {
+                    var: format!("{PREFIX}CA_FILE"),
+                    value: None,
+                    expected: format!("roots to trust for WATCHDOG_JOBS_URL ({e})"),
+                })?,
             },
             JobsSourceSettings::Sqlite { path, query } => Source::Sqlite {
                 path: path.clone(),
                 query: query.clone(),
             },
         };
-        let read_all = Arc::new(AtomicBool::new(false));
-        built
-            .collectors
-            .push(Arc::new(JobsCollector::new(JobsConfig {
-                source,
-                root: jobs.root.clone(),
-                pid_ns: jobs.pid_ns.clone(),
-                ticks_per_second: watchdog_collectors::proc::ticks_per_second(),
-                read_all: Arc::clone(&read_all),
-            })));
-        built.jobs_read_all = Some(read_all);
+        built.push(Arc::new(JobsCollector::new(JobsConfig {
+            source,
+            root: jobs.root.clone(),
+            pid_ns: jobs.pid_ns.clone(),
+            ticks_per_second: watchdog_collectors::proc::ticks_per_second(),
+        })));
     }
     if let Some(pressure) = &settings.pressure {
-        built.collectors.push(Arc::new(PressureCollector::new(
+        built.push(Arc::new(PressureCollector::new(
             PressureConfig::with_system_units(
                 pressure.root.clone(),
                 pressure.thresholds,
@@ -87,7 +76,7 @@ pub fn build(settings: &Settings, sampling: Sampling) -> Built {
             ),
         )));
     }
-    built
+    Ok(built)
 }
 
 /// What one collector did this tick.
@@ -99,7 +88,7 @@ pub struct Outcome {
 }
 
 /// Runs every enabled collector once, in order, in this thread, and reports every known one.
-pub fn collect_all(collectors: &[Arc<dyn Collector>]) -> Vec<Outcome> {
+pub fn collect_all(collectors: &[Arc<dyn Collector>], request: &CollectRequest) -> Vec<Outcome> {
     KNOWN
         .iter()
         .map(|&name| Outcome {
@@ -107,7 +96,7 @@ pub fn collect_all(collectors: &[Arc<dyn Collector>]) -> Vec<Outcome> {
             result: collectors
                 .iter()
                 .find(|c| c.name() == name)
-                .map(|c| c.collect().map_err(CollectFailure::from)),
+                .map(|c| c.collect(request).map_err(CollectFailure::from)),
         })
         .collect()
 }

@@ -158,9 +158,10 @@ pub async fn run(channel: Arc<Channel>, retry_max: Duration) {
                 retry_after,
             }) => {
                 let delay = retry_after
-                    .unwrap_or_else(|| backoff(failures))
+                    .unwrap_or_else(|| backoff(failures, jitter()))
                     .min(retry_max);
                 failures = failures.saturating_add(1);
+                channel.count(&channel.view.metrics.events_failed);
                 tracing::warn!(
                     channel = channel.name(),
                     id = %event.id,
@@ -191,9 +192,22 @@ pub async fn run(channel: Arc<Channel>, retry_max: Duration) {
     }
 }
 
-/// 1 s, 2 s, 4 s, ... after each consecutive failure.
-fn backoff(failures: u32) -> Duration {
-    Duration::from_secs(1u64 << failures.min(20))
+/// 1 s, 2 s, 4 s, ... after each consecutive failure, each shortened by up to half at random
+/// (`jitter` in `0.0..1.0`), so many watchdogs that lost the same receiver at once do not all
+/// come back at the same second.
+fn backoff(failures: u32, jitter: f64) -> Duration {
+    let full = Duration::from_secs(1u64 << failures.min(20));
+    full.mul_f64(1.0 - jitter.clamp(0.0, 1.0) / 2.0)
+}
+
+/// A fraction in `0.0..1.0` from the standard library's randomly keyed hasher: enough to spread
+/// retries, and no random-number crate for it.
+fn jitter() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let bits = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    (bits >> 11) as f64 / (1u64 << 53) as f64
 }
 
 #[cfg(test)]
@@ -202,8 +216,28 @@ mod tests {
 
     #[test]
     fn backoff_doubles_from_one_second() {
-        let delays: Vec<u64> = (0..5).map(|n| backoff(n).as_secs()).collect();
+        let delays: Vec<u64> = (0..5).map(|n| backoff(n, 0.0).as_secs()).collect();
         assert_eq!(delays, [1, 2, 4, 8, 16]);
-        assert_eq!(backoff(u32::MAX), Duration::from_secs(1 << 20));
+        assert_eq!(backoff(u32::MAX, 0.0), Duration::from_secs(1 << 20));
+    }
+
+    #[test]
+    fn jitter_shortens_a_delay_by_at_most_half() {
+        assert_eq!(
+            backoff(3, 0.999_999),
+            Duration::from_secs(8).mul_f64(1.0 - 0.999_999 / 2.0)
+        );
+        assert_eq!(backoff(3, 1.0), Duration::from_secs(4));
+        for _ in 0..1000 {
+            let j = jitter();
+            assert!((0.0..1.0).contains(&j), "{j}");
+            let d = backoff(4, j);
+            assert!(
+                d > Duration::from_secs(8) && d <= Duration::from_secs(16),
+                "{d:?}"
+            );
+        }
+        let spread: std::collections::BTreeSet<u64> = (0..50).map(|_| jitter().to_bits()).collect();
+        assert!(spread.len() > 40, "jitter does not vary: {spread:?}");
     }
 }

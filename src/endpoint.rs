@@ -215,7 +215,11 @@ pub async fn serve(listener: TcpListener, view: Arc<View>) {
 
 /// `watchdog healthcheck [--ready]`: asks the running daemon's `/healthz` (or `/readyz`) and
 /// returns 0 on 200, 1 otherwise, printing why. For images without curl.
-pub async fn healthcheck(listen: Option<SocketAddr>, ready: bool) -> u8 {
+pub async fn healthcheck(
+    listen: Option<SocketAddr>,
+    tls: &crate::tls::SharedConfig,
+    ready: bool,
+) -> u8 {
     let Some(mut addr) = listen else {
         eprintln!("watchdog: WATCHDOG_LISTEN=off: there is no endpoint to ask");
         return 1;
@@ -228,8 +232,18 @@ pub async fn healthcheck(listen: Option<SocketAddr>, ready: bool) -> u8 {
         });
     }
     let path = if ready { "readyz" } else { "healthz" };
+    // Plain http to loopback, but reqwest has no crypto provider of its own: it needs the TLS
+    // config every client shares.
+    let tls = match tls.get() {
+        Ok(tls) => tls,
+        Err(e) => {
+            eprintln!("watchdog: {e}");
+            return 1;
+        }
+    };
     let client = match reqwest::Client::builder()
         .timeout(Duration::from_secs(3))
+        .tls_backend_preconfigured(rustls::ClientConfig::clone(&tls))
         .build()
     {
         Ok(client) => client,

@@ -32,16 +32,13 @@ pub fn warning(root: &Path) -> Option<String> {
 pub fn shows_kernel_threads(root: &Path) -> bool {
     std::fs::read(root.join("2/stat"))
         .ok()
-        .and_then(|raw| watchdog_collectors::proc::parse_stat(&raw).ok())
+        .and_then(|raw| watchdog_collectors::parse::parse_stat(&raw).ok())
         .is_some_and(|stat| stat.comm == "kthreadd")
 }
 
 /// The number of pid-namespace levels in a `status` file's `NSpid:` line.
 pub fn nspid_levels(status: &str) -> Option<usize> {
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("NSpid:"))
-        .map(|pids| pids.split_whitespace().count())
+    watchdog_collectors::parse::parse_nspid(status).map(|pids| pids.len())
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@
 //! - [`tls`]: the one TLS client configuration every outbound client uses.
 //! - [`once`], [`check_config`], [`test_alert`]: the one-shot commands.
 //! - [`hostns`]: the start-up check that the watchdog sees the host's pid namespace.
+//! - [`tls`]: the CA file and the one rustls client config every outbound client shares.
 
 pub mod check_config;
 pub mod collect;

@@ -43,18 +43,19 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let Loaded { config, unknown } = match load_config() {
+    let loaded = match load_config() {
         Ok(loaded) => loaded,
         Err(message) => {
             eprintln!("watchdog: {message}");
             return ExitCode::from(EXIT_BAD_CONFIG);
         }
     };
-    init_logging(&config);
-    for var in &unknown {
+    let (config, unknown) = (&loaded.config, &loaded.unknown);
+    init_logging(config);
+    for var in unknown {
         tracing::warn!("{var}");
     }
-    let settings = match Settings::from_config(&config) {
+    let settings = match Settings::from_loaded(&loaded) {
         Ok(settings) => settings,
         Err(error) => {
             eprintln!("watchdog: {error}");
@@ -65,7 +66,7 @@ fn main() -> ExitCode {
         Command::Run => run(settings),
         Command::Once { json, check } => watchdog::once::main(&settings, json, check),
         Command::CheckConfig => ExitCode::from(watchdog::check_config::main(
-            &config,
+            config,
             &settings,
             unknown.len(),
         )),
@@ -74,9 +75,11 @@ fn main() -> ExitCode {
             Err(code) => code,
         },
         Command::Healthcheck { ready } => match runtime() {
-            Ok(runtime) => ExitCode::from(
-                runtime.block_on(watchdog::endpoint::healthcheck(settings.listen, ready)),
-            ),
+            Ok(runtime) => ExitCode::from(runtime.block_on(watchdog::endpoint::healthcheck(
+                settings.listen,
+                &settings.tls,
+                ready,
+            ))),
             Err(code) => code,
         },
     }

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use watchdog_collectors::pressure::Sampling;
+use watchdog_collectors::CollectRequest;
 
 use crate::collect::{self, Outcome, Past};
 use crate::config::Settings;
@@ -25,14 +26,20 @@ pub const TOP_SAMPLE_WAIT: Duration = Duration::from_secs(1);
 
 /// Runs `watchdog once`.
 pub fn main(settings: &Settings, json: bool, check: bool) -> ExitCode {
-    let built = collect::build(settings, Sampling::Wait(TOP_SAMPLE_WAIT));
-    if built.collectors.is_empty() {
+    let collectors = match collect::build(settings, Sampling::Wait(TOP_SAMPLE_WAIT)) {
+        Ok(collectors) => collectors,
+        Err(error) => {
+            eprintln!("watchdog: {error}");
+            return ExitCode::from(crate::EXIT_BAD_CONFIG);
+        }
+    };
+    if collectors.is_empty() {
         tracing::warn!(
             "no collector is enabled; set WATCHDOG_PROC_ENABLED, WATCHDOG_JOBS_ENABLED or \
              WATCHDOG_PRESSURE_ENABLED to true"
         );
     }
-    let outcomes = collect::collect_all(&built.collectors);
+    let outcomes = collect::collect_all(&collectors, &CollectRequest::default());
     let report = pass(settings, &outcomes, now_unix());
     for c in report.collectors.iter() {
         if let Some(error) = &c.error {

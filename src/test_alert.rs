@@ -24,7 +24,8 @@ pub struct Outcome {
 /// The channels cannot be built (the HTTP client cannot be set up).
 pub async fn send_all(settings: &Settings) -> Result<Vec<Outcome>, String> {
     let delivery = &settings.delivery;
-    let client = notify::http_client(delivery.ca_file.as_deref())?;
+    let tls = settings.tls.get().map_err(|e| e.to_string())?;
+    let client = notify::client_with(&tls)?;
     let channels = Channels::build(&delivery.channels, &client)?;
     let host = settings.host.clone();
     let now = now_unix();

@@ -9,7 +9,7 @@ use watchdog::config::{Config, Settings};
 use watchdog::model::Kind;
 use watchdog::runner::{serve, Clock, Daemon};
 use watchdog_collectors::proc::ProcScan;
-use watchdog_collectors::{CollectError, Collector, Observation};
+use watchdog_collectors::{CollectError, CollectRequest, Collector, Observation};
 
 /// A collector named `proc` whose every run blocks until the test lets it go.
 struct Hanging {
@@ -35,7 +35,7 @@ impl Collector for Hanging {
         "proc"
     }
 
-    fn collect(&self) -> Result<Observation, CollectError> {
+    fn collect(&self, _request: &CollectRequest) -> Result<Observation, CollectError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         let _ = self.release.lock().unwrap().recv();
         Ok(Observation::Proc(ProcScan::default()))

@@ -265,3 +265,33 @@ fn no_file_has_more_than_600_lines_of_non_test_code() {
         .collect();
     assert!(long.is_empty(), "over 600 lines of non-test code: {long:?}");
 }
+
+#[test]
+fn the_normal_dependency_tree_has_exactly_one_tls_crypto_backend() {
+    let output = std::process::Command::new(env!("CARGO"))
+        .args([
+            "tree",
+            "-e",
+            "normal",
+            "--locked",
+            "--offline",
+            "--prefix",
+            "none",
+        ])
+        .args(["-p", "watchdog"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let tree = String::from_utf8_lossy(&output.stdout);
+    let crates: BTreeSet<&str> = tree
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .collect();
+    assert!(crates.contains("aws-lc-rs"), "no aws-lc-rs: {crates:?}");
+    assert!(!crates.contains("ring"), "ring beside aws-lc-rs: {tree}");
+}

@@ -109,8 +109,8 @@ impl Container {
 /// Callers that attribute a process show no container then; the process itself still counts.
 pub fn read(root: &Path, pid: u32) -> Result<Option<Container>, CollectError> {
     let path = root.join(pid.to_string()).join("cgroup");
-    let bytes =
-        crate::read_small(&path, CGROUP_MAX_BYTES).map_err(|e| CollectError::from_io(path, e))?;
+    let bytes = crate::proc_root::read_small(&path, CGROUP_MAX_BYTES)
+        .map_err(|e| CollectError::from_io(path, e))?;
     Ok(parse(&String::from_utf8_lossy(&bytes)))
 }
 

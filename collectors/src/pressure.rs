@@ -31,8 +31,9 @@ use serde::Serialize;
 
 pub use top::{Top, TopProcess};
 
+use crate::proc_root::read_small;
 use crate::psi::{self, Psi};
-use crate::{read_small, CollectError};
+use crate::CollectError;
 use top::Sample;
 
 /// The collector's name: its module name and its config token.
@@ -160,7 +161,7 @@ impl PressureConfig {
             thresholds,
             top,
             sampling,
-            ticks_per_second: crate::proc::ticks_per_second(),
+            ticks_per_second: crate::proc_root::ticks_per_second(),
         }
     }
 }
@@ -407,7 +408,10 @@ impl crate::Collector for PressureCollector {
         NAME
     }
 
-    fn collect(&self) -> Result<crate::Observation, CollectError> {
+    fn collect(
+        &self,
+        _request: &crate::CollectRequest,
+    ) -> Result<crate::Observation, CollectError> {
         self.scan().map(crate::Observation::Pressure)
     }
 }

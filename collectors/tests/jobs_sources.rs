@@ -4,13 +4,12 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
 use watchdog_collectors::jobs::{JobsCollector, JobsConfig, JobsScan, Source};
 use watchdog_collectors::pattern::PatternSet;
-use watchdog_collectors::CollectError;
+use watchdog_collectors::{CollectError, CollectRequest};
 
 fn fixture(scenario: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -18,14 +17,39 @@ fn fixture(scenario: &str) -> PathBuf {
         .join(scenario)
 }
 
-fn collector(source: Source, root: PathBuf, pid_ns: Option<&str>, read_all: bool) -> JobsCollector {
-    JobsCollector::new(JobsConfig {
+/// A jobs collector and the request of one tick.
+struct Tick(JobsCollector, CollectRequest);
+
+impl Tick {
+    fn scan(&self) -> Result<JobsScan, CollectError> {
+        self.0.scan(&self.1)
+    }
+}
+
+fn collector(source: Source, root: PathBuf, pid_ns: Option<&str>, read_all: bool) -> Tick {
+    let collector = JobsCollector::new(JobsConfig {
         source,
         root,
         pid_ns: pid_ns.map(|p| PatternSet::parse(p).unwrap()),
         ticks_per_second: 100,
-        read_all: Arc::new(AtomicBool::new(read_all)),
-    })
+    });
+    Tick(
+        collector,
+        CollectRequest {
+            all_processes: read_all,
+        },
+    )
+}
+
+/// TLS with no roots at all: these sources speak plain http.
+fn no_tls() -> Arc<rustls::ClientConfig> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+    Arc::new(config)
 }
 
 /// Serves `answers` in turn (status, body, delay before answering); records each request's
@@ -60,7 +84,7 @@ fn http(url: &str, timeout: Duration) -> Source {
         url: url.into(),
         token: Some("t0ken".into()),
         timeout,
-        ca_pem: None,
+        tls: no_tls(),
     }
 }
 

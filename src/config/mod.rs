@@ -70,6 +70,8 @@ impl std::fmt::Display for UnknownVar {
 pub struct Loaded {
     pub config: Config,
     pub unknown: Vec<UnknownVar>,
+    /// The certificates of `WATCHDOG_CA_FILE`, read once, by validation.
+    pub ca_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
 }
 
 fn var(key: &str) -> Option<&'static Var> {
@@ -122,7 +124,12 @@ impl Config {
             error
         })?;
         config.validate()?;
-        Ok(Loaded { config, unknown })
+        let ca_roots = config.ca_roots()?;
+        Ok(Loaded {
+            config,
+            unknown,
+            ca_roots,
+        })
     }
 
     /// Checks what one variable alone cannot say.
@@ -167,14 +174,6 @@ impl Config {
         if self.listen != "off" && self.listen_addr().is_none() {
             return Err(Self::invalid("listen", Some(&self.listen)));
         }
-        if !self.ca_file.is_empty() {
-            if let Err(e) = crate::tls::load_ca_file(Path::new(&self.ca_file)) {
-                return Err(ConfigError {
-                    expected: format!("a regular file of PEM certificates, at most 1 MiB ({e})"),
-                    ..Self::invalid("ca_file", Some(&self.ca_file))
-                });
-            }
-        }
         if !self.webhook_secret.is_empty() && self.webhook_key().is_none() {
             return Err(Self::invalid("webhook_secret", None));
         }
@@ -186,6 +185,20 @@ impl Config {
         }
         self.proc_pattern_sets()?;
         Ok(())
+    }
+
+    /// The certificates of `WATCHDOG_CA_FILE` (none when it is empty).
+    ///
+    /// # Errors
+    /// The file is not a regular file of PEM certificates of at most 1 MiB.
+    pub fn ca_roots(&self) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, ConfigError> {
+        if self.ca_file.is_empty() {
+            return Ok(Vec::new());
+        }
+        crate::tls::load_ca_file(Path::new(&self.ca_file)).map_err(|e| ConfigError {
+            expected: format!("a regular file of PEM certificates, at most 1 MiB ({e})"),
+            ..Self::invalid("ca_file", Some(&self.ca_file))
+        })
     }
 
     /// The compiled include and exclude patterns of the proc collector.
@@ -302,9 +315,9 @@ impl Config {
                 let shown = match declared.check.shown() {
                     _ if value.is_empty() => value,
                     Shown::Never => "***".to_string(),
-                    Shown::Origin => value
-                        .split(',')
-                        .map(|u| mask_url(u.trim()))
+                    Shown::Origin => crate::model::comma_list(&value)
+                        .iter()
+                        .map(|u| mask_url(u))
                         .collect::<Vec<_>>()
                         .join(","),
                     Shown::AsIs => value,
@@ -327,10 +340,8 @@ fn check(declared: &Var, value: &str) -> Result<(), ConfigError> {
         Check::Bool => matches!(value, "true" | "false"),
         Check::OneOf(words) => words.contains(&value),
         Check::Url => http_url(value).is_some(),
-        Check::UrlList => value
-            .split(',')
-            .map(str::trim)
-            .filter(|u| !u.is_empty())
+        Check::UrlList => crate::model::comma_list(value)
+            .iter()
             .all(|u| http_url(u).is_some()),
         Check::Text { .. } | Check::Secret { .. } => true,
     };

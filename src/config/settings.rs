@@ -6,18 +6,22 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+
+use rustls::pki_types::CertificateDer;
 
 use watchdog_collectors::pattern::PatternSet;
 use watchdog_collectors::pressure::Thresholds;
 
-use super::{http_url, Config, ConfigError};
+use super::{http_url, Config, ConfigError, Loaded};
 use crate::engine::Rules;
 use crate::model::{comma_list, Lang};
 use crate::notify::{alertmanager::Auth, ChannelSettings, TelegramSettings};
 use crate::signals::jobs::JobsRules;
 use crate::signals::pressure::PressureRules;
 use crate::signals::proc::ProcRules;
+use crate::tls::SharedConfig;
 
 /// Everything, by area.
 #[derive(Debug, Clone)]
@@ -36,6 +40,9 @@ pub struct Settings {
     pub delivery: DeliverySettings,
     /// Where the endpoint listens; `None` for `off`.
     pub listen: Option<SocketAddr>,
+    /// The one TLS client configuration: the system's roots and those of `WATCHDOG_CA_FILE`,
+    /// built on first use and shared by every outbound client.
+    pub tls: Arc<SharedConfig>,
 }
 
 /// The tick loop's own settings.
@@ -99,16 +106,34 @@ pub struct DeliverySettings {
     pub outbox_max: usize,
     pub retry_max: Duration,
     pub alertmanager_hold_s: u64,
-    /// `WATCHDOG_CA_FILE`, trusted on top of the system's roots.
-    pub ca_file: Option<PathBuf>,
 }
 
 impl Settings {
+    /// The settings of a loaded configuration, with the CA file it has already read.
+    ///
+    /// # Errors
+    /// As [`Settings::from_parts`].
+    pub fn from_loaded(loaded: &Loaded) -> Result<Self, ConfigError> {
+        Self::from_parts(&loaded.config, loaded.ca_roots.clone())
+    }
+
+    /// The settings of `config`, reading its CA file (for tools and tests; `run` and the other
+    /// commands use [`Settings::from_loaded`], which reads it once).
+    ///
+    /// # Errors
+    /// As [`Settings::from_parts`], and a CA file that cannot be used.
+    pub fn from_config(config: &Config) -> Result<Self, ConfigError> {
+        Self::from_parts(config, config.ca_roots()?)
+    }
+
     /// Parses every area of `config` once.
     ///
     /// # Errors
     /// A pattern or URL that does not parse (validation has already refused most).
-    pub fn from_config(config: &Config) -> Result<Self, ConfigError> {
+    pub fn from_parts(
+        config: &Config,
+        ca_roots: Vec<CertificateDer<'static>>,
+    ) -> Result<Self, ConfigError> {
         let proc = if config.proc_enabled {
             let (patterns, exclude) = config.proc_pattern_sets()?;
             Some(ProcSettings {
@@ -194,9 +219,9 @@ impl Settings {
                 outbox_max: config.outbox_max,
                 retry_max: Duration::from_secs(config.retry_max_s),
                 alertmanager_hold_s: config.alertmanager_hold_s,
-                ca_file: (!config.ca_file.is_empty()).then(|| config.ca_file.clone().into()),
             },
             listen: config.listen_addr(),
+            tls: Arc::new(SharedConfig::new(ca_roots)),
         })
     }
 

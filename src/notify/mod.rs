@@ -149,6 +149,7 @@ impl ChannelSettings {
 }
 
 /// Every configured channel, built in one place by name.
+#[derive(Default)]
 pub struct Channels {
     /// Event channels, each fed from its own outbox.
     pub events: Vec<Box<dyn Notifier>>,
@@ -214,17 +215,27 @@ impl Channels {
 /// # Errors
 /// The CA file cannot be read, or the TLS backend cannot be set up.
 pub fn http_client(ca_file: Option<&Path>) -> Result<reqwest::Client, String> {
-    let mut builder = reqwest::Client::builder()
+    let roots = match ca_file {
+        Some(path) => crate::tls::load_ca_file(path).map_err(|e| e.to_string())?,
+        None => Vec::new(),
+    };
+    client_with(&crate::tls::client_config(roots).map_err(|e| e.to_string())?)
+}
+
+/// The HTTP client every notifier uses: no redirects, a timeout per attempt, and TLS from the
+/// shared config (reqwest is built without a crypto provider of its own).
+///
+/// # Errors
+/// The client cannot be set up.
+pub fn client_with(tls: &std::sync::Arc<rustls::ClientConfig>) -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(SEND_TIMEOUT)
         .connect_timeout(SEND_TIMEOUT)
-        .user_agent(concat!("watchdog/", env!("CARGO_PKG_VERSION")));
-    if let Some(path) = ca_file {
-        let certs =
-            crate::tls::load_ca_file(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        builder = builder.tls_certs_merge(certs);
-    }
-    builder.build().map_err(|e| e.without_url().to_string())
+        .user_agent(concat!("watchdog/", env!("CARGO_PKG_VERSION")))
+        .tls_backend_preconfigured(rustls::ClientConfig::clone(tls))
+        .build()
+        .map_err(|e| e.without_url().to_string())
 }
 
 /// A response body, shortened to one readable line for an error message.

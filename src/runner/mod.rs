@@ -11,14 +11,13 @@ mod publish;
 mod schedule;
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use watchdog_collectors::pressure::Sampling;
-use watchdog_collectors::Collector;
+use watchdog_collectors::{CollectRequest, Collector};
 
 pub use clock::Clock;
 pub use schedule::Scheduler;
@@ -71,7 +70,6 @@ pub struct Daemon {
     heartbeat: Option<Heartbeat>,
     clock: Clock,
     view: Arc<View>,
-    jobs_read_all: Option<Arc<AtomicBool>>,
     /// Bound at construction, so a taken port stops `run` at start; served by [`serve`].
     listener: Option<std::net::TcpListener>,
 }
@@ -82,11 +80,8 @@ impl Daemon {
     /// # Errors
     /// A channel that cannot be set up, a state dir that cannot be written, a taken port.
     pub fn new(settings: Settings, clock: Clock) -> Result<Self, RunError> {
-        let built = collect::build(&settings, Sampling::Interval);
-        let mut daemon = Self::with_collectors(settings, clock, built.collectors)?;
-        daemon.jobs_read_all = built.jobs_read_all;
-        daemon.update_jobs_switch();
-        Ok(daemon)
+        let collectors = collect::build(&settings, Sampling::Interval)?;
+        Self::with_collectors(settings, clock, collectors)
     }
 
     /// As [`Daemon::new`], with the collectors given rather than built from the settings.
@@ -121,8 +116,17 @@ impl Daemon {
             settings.rules.collector_fail_ticks,
         ));
         let delivery = &settings.delivery;
-        let client = notify::http_client(delivery.ca_file.as_deref()).map_err(RunError::Http)?;
-        let built = notify::Channels::build(&delivery.channels, &client).map_err(RunError::Http)?;
+        let built = if delivery.channels.targets().is_empty() {
+            // No channel: no client, and the system's roots are never loaded.
+            notify::Channels::default()
+        } else {
+            let tls = settings
+                .tls
+                .get()
+                .map_err(|e| RunError::Http(e.to_string()))?;
+            let client = notify::client_with(&tls).map_err(RunError::Http)?;
+            notify::Channels::build(&delivery.channels, &client).map_err(RunError::Http)?
+        };
         let channels = built
             .events
             .into_iter()
@@ -157,7 +161,6 @@ impl Daemon {
             heartbeat,
             clock,
             view,
-            jobs_read_all: None,
             listener,
         })
     }
@@ -175,17 +178,19 @@ impl Daemon {
         Arc::clone(&self.view)
     }
 
-    /// Tells the jobs collector whether to read every process: while a leftover watch is open.
-    fn update_jobs_switch(&self) {
-        if let Some(read_all) = &self.jobs_read_all {
-            read_all.store(self.state.jobs().has_open_watch(), Ordering::Relaxed);
+    /// What this tick's collections need beyond their settings: every process's `stat` while
+    /// a leftover watch is open.
+    fn collect_request(&self) -> CollectRequest {
+        CollectRequest {
+            all_processes: self.state.jobs().has_open_watch(),
         }
     }
 
     /// Runs one tick: collect, derive, decide, save, enqueue, publish.
     pub async fn tick(&mut self) -> TickReport {
         let tick_started = Instant::now();
-        let outcomes = self.scheduler.collect().await;
+        let request = self.collect_request();
+        let outcomes = self.scheduler.collect(&request).await;
         let at = self.clock.now();
         let (report, ticks) = self.derive(&outcomes, at);
         let summary: Vec<(&'static str, Result<(), String>)> = outcomes
@@ -204,7 +209,6 @@ impl Daemon {
         );
         self.state = outcome.state;
         self.save_state();
-        self.update_jobs_switch();
         log_decisions(&outcome.decisions, &summary, &self.state);
         let events: Vec<Event> = outcome
             .alerts

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use watchdog_collectors::{CollectError, Collector, Observation};
+use watchdog_collectors::{CollectError, CollectRequest, Collector, Observation};
 
 use crate::collect::{Outcome, KNOWN};
 use crate::model::CollectFailure;
@@ -46,14 +46,15 @@ impl Scheduler {
     /// Runs every collector, all within one deadline. A collector whose earlier run is still
     /// going is not started again: this tick waits on that same run. Returns each enabled
     /// collector's outcome and how long this tick waited for it.
-    pub async fn collect(&mut self) -> Vec<(Outcome, Duration)> {
+    pub async fn collect(&mut self, request: &CollectRequest) -> Vec<(Outcome, Duration)> {
         let started = Instant::now();
         let deadline = started.checked_add(self.limit).unwrap_or(started);
         for collector in &self.collectors {
             let name = collector.name();
             if !self.in_flight.contains_key(name) {
                 let collector = Arc::clone(collector);
-                let handle = tokio::task::spawn_blocking(move || collector.collect());
+                let request = request.clone();
+                let handle = tokio::task::spawn_blocking(move || collector.collect(&request));
                 let started = Instant::now();
                 self.in_flight.insert(name, InFlight { started, handle });
             }

@@ -16,8 +16,9 @@ use serde::Serialize;
 use super::{PressureCollector, Sampling, REAPERS};
 use crate::cgroup::{self, Container};
 use crate::mask::mask_cmdline;
-use crate::proc::{list_pids, parse_stat, split_cmdline};
-use crate::{read_small, CollectError};
+use crate::parse::{parse_stat, split_cmdline};
+use crate::proc_root::{list_pids, read_small};
+use crate::CollectError;
 
 const PID_STAT_MAX_BYTES: usize = 4096;
 /// Above `ARG_MAX` on any kernel; the masker cuts what it shows to 1024 characters anyway.

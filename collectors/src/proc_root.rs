@@ -1,0 +1,238 @@
+//! Reading a /proc tree: the part both collectors share.
+//!
+//! Owns the reads under a root it is given: the root listing, `uptime`, `self`, and whole
+//! per-process files into one reused buffer, with what a failed read means (the process is gone,
+//! the file is unreadable, or the tree hides processes). Also owns the pid-1 check that tells a
+//! tree which hides most processes from one that shows them. It parses nothing itself (see
+//! [`crate::parse`]), decides nothing about what matches, and never writes.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use procfs::process::Stat;
+
+use crate::parse::{parse_pid, parse_stat, parse_uptime};
+use crate::CollectError;
+
+/// `ESRCH`: a /proc file whose process exited after it was opened.
+const ESRCH: i32 = 3;
+
+/// This machine's clock ticks per second (`CLK_TCK`), the unit of `starttime`.
+pub fn ticks_per_second() -> u64 {
+    procfs::ticks_per_second()
+}
+
+/// The numeric entries of the root, sorted.
+///
+/// # Errors
+/// The root is missing, denies access or cannot be listed.
+pub fn list_pids(root: &Path) -> Result<Vec<u32>, CollectError> {
+    let entries = std::fs::read_dir(root).map_err(|e| CollectError::from_io(root.into(), e))?;
+    let mut pids = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| CollectError::from_io(root.into(), e))?;
+        if let Some(pid) = entry.file_name().to_str().and_then(parse_pid) {
+            pids.push(pid);
+        }
+    }
+    pids.sort_unstable();
+    Ok(pids)
+}
+
+/// The sorted pids of the root, which must list pid 1: a tree mounted with `hidepid=2` (without
+/// `gid=`) or from another pid namespace shows almost nothing, and a scan of it would pass for
+/// "nothing is stuck".
+///
+/// # Errors
+/// As [`list_pids`]; [`CollectError::Blind`] when pid 1 is not listed.
+pub fn list_pids_seeing_all(root: &Path) -> Result<Vec<u32>, CollectError> {
+    let pids = list_pids(root)?;
+    if pids.binary_search(&1).is_err() {
+        return Err(CollectError::Blind { root: root.into() });
+    }
+    Ok(pids)
+}
+
+/// The tree's `uptime`, in seconds.
+///
+/// # Errors
+/// The file cannot be read, or is not an uptime.
+pub fn read_uptime(root: &Path) -> Result<f64, CollectError> {
+    let path = root.join("uptime");
+    let mut buf = Vec::new();
+    read_file(&path, &mut buf).map_err(|e| CollectError::from_io(path.clone(), e))?;
+    parse_uptime(&buf).map_err(|reason| CollectError::Malformed { path, reason })
+}
+
+/// The watchdog's own pid as this tree numbers it: `<root>/self` links to it. A fake tree has
+/// no such link, and then nothing is skipped.
+pub fn own_pid(root: &Path) -> Option<u32> {
+    let target = std::fs::read_link(root.join("self")).ok()?;
+    parse_pid(target.to_str()?)
+}
+
+/// What reading one file of a process gave.
+pub(crate) enum FileRead<'a> {
+    Bytes(&'a [u8]),
+    /// The process exited: its directory or file is gone.
+    Gone,
+    /// The process is there but its file could not be read.
+    Failed,
+}
+
+/// What reading one process's `stat` gave.
+pub(crate) enum StatRead {
+    Stat(Box<Stat>),
+    Gone,
+    Failed,
+}
+
+/// Reads per-process files into one reused buffer and path.
+pub(crate) struct Reader<'r> {
+    root: &'r Path,
+    path: PathBuf,
+    buf: Vec<u8>,
+}
+
+impl<'r> Reader<'r> {
+    pub(crate) fn new(root: &'r Path) -> Self {
+        Self {
+            root,
+            path: PathBuf::with_capacity(root.as_os_str().len() + 24),
+            buf: Vec::with_capacity(4096),
+        }
+    }
+
+    fn set_path(&mut self, pid: u32, file: &str) {
+        self.path.as_mut_os_string().clear();
+        self.path.push(self.root);
+        self.path.push(pid.to_string());
+        self.path.push(file);
+    }
+
+    /// Reads `<root>/<pid>/<file>`.
+    ///
+    /// # Errors
+    /// Permission denied: the tree hides processes, so no part of the scan can be trusted.
+    pub(crate) fn read(&mut self, pid: u32, file: &str) -> Result<FileRead<'_>, CollectError> {
+        self.set_path(pid, file);
+        match read_file(&self.path, &mut self.buf) {
+            Ok(()) => Ok(FileRead::Bytes(&self.buf)),
+            Err(e) if is_gone(&e) => Ok(FileRead::Gone),
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                Err(CollectError::PermissionDenied {
+                    path: self.path.clone(),
+                })
+            }
+            Err(_) => Ok(FileRead::Failed),
+        }
+    }
+
+    /// `<root>/<pid>/stat`, parsed.
+    ///
+    /// # Errors
+    /// Permission denied.
+    pub(crate) fn read_stat(&mut self, pid: u32) -> Result<StatRead, CollectError> {
+        Ok(match self.read(pid, "stat")? {
+            FileRead::Gone => StatRead::Gone,
+            FileRead::Failed => StatRead::Failed,
+            FileRead::Bytes(bytes) => match parse_stat(bytes) {
+                // A stat that names another pid is not this process's.
+                Ok(stat) if stat.pid == pid as i32 => StatRead::Stat(Box::new(stat)),
+                Ok(_) | Err(_) => StatRead::Failed,
+            },
+        })
+    }
+
+    /// `<root>/<pid>/<file>`; `None` when it is gone or unreadable.
+    ///
+    /// # Errors
+    /// Permission denied.
+    pub(crate) fn file(&mut self, pid: u32, file: &str) -> Result<Option<Vec<u8>>, CollectError> {
+        Ok(match self.read(pid, file)? {
+            FileRead::Bytes(bytes) => Some(bytes.to_vec()),
+            FileRead::Gone | FileRead::Failed => None,
+        })
+    }
+}
+
+fn is_gone(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(ESRCH)
+}
+
+/// Reads a whole file into `buf` with plain `read` calls. `read_to_end` on a `File` first asks
+/// for its size and position (a `statx` and an `lseek`), which /proc files do not have: two
+/// wasted syscalls per file, on the hot path of every scan.
+fn read_file(path: &Path, buf: &mut Vec<u8>) -> io::Result<()> {
+    buf.clear();
+    let mut file = File::open(path)?;
+    let mut chunk = [0u8; 4096];
+    loop {
+        match file.read(&mut chunk) {
+            Ok(0) => return Ok(()),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Reads a whole small file (a PSI file, `loadavg`, `stat`, a `cgroup`) as [`read_file`] does,
+/// and for the same reason. A file longer than `limit` bytes is an error of kind `InvalidData`,
+/// so a file that is not what it should be cannot make a collector hold it all in memory.
+pub(crate) fn read_small(path: &Path, limit: usize) -> io::Result<Vec<u8>> {
+    let mut file = File::open(path)?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match file.read(&mut chunk) {
+            Ok(0) => return Ok(buf),
+            Ok(n) => {
+                buf.extend_from_slice(&chunk[..n]);
+                if buf.len() > limit {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("longer than {limit} bytes"),
+                    ));
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(scenario: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../fixtures/proc")
+            .join(scenario)
+    }
+
+    #[test]
+    fn a_tree_without_pid_one_is_blind_and_one_with_it_is_listed() {
+        let pids = list_pids_seeing_all(&fixture("orphaned_pytest")).unwrap();
+        assert!(pids.windows(2).all(|w| w[0] < w[1]), "sorted: {pids:?}");
+        assert_eq!(pids.first(), Some(&1));
+        let blind = list_pids_seeing_all(&fixture("no_pid_one")).unwrap_err();
+        assert!(matches!(blind, CollectError::Blind { .. }), "{blind}");
+        let missing = list_pids_seeing_all(&fixture("does_not_exist")).unwrap_err();
+        assert!(
+            matches!(missing, CollectError::RootMissing { .. }),
+            "{missing}"
+        );
+    }
+
+    #[test]
+    fn a_missing_file_of_a_process_reads_as_gone() {
+        let root = fixture("orphaned_pytest");
+        let mut reader = Reader::new(&root);
+        assert!(matches!(reader.read(999_999, "stat"), Ok(FileRead::Gone)));
+        assert!(matches!(reader.read_stat(999_999), Ok(StatRead::Gone)));
+        assert_eq!(reader.file(999_999, "cmdline").unwrap(), None);
+    }
+}
