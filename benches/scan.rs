@@ -245,12 +245,14 @@ fn decide_10k() -> Duration {
                 group_cpu_pct: None,
                 group_rss_bytes: None,
                 stop: Stop::Group(pid),
+                container: None,
             }),
         })
         .collect();
     let rules = Rules {
         proc_cooldown_s: 1800,
         jobs_cooldown_s: 1800,
+        pressure_cooldown_s: 1800,
         collector_fail_ticks: 3,
         collector_fail_cooldown_s: 1800,
     };

@@ -25,7 +25,9 @@ pub fn main(config: &Config, settings: &Settings, unknown: usize) -> u8 {
     for (name, target) in channels {
         println!("channel {name}: {target}");
     }
-    if let Err(error) = crate::collect::build(settings) {
+    // Building opens nothing; it proves the collectors can be built as `run` would build them.
+    let sampling = watchdog_collectors::pressure::Sampling::Interval;
+    if let Err(error) = crate::collect::build(settings, sampling) {
         eprintln!("watchdog: {error}");
         return EXIT_BAD_CONFIG;
     }

@@ -3,29 +3,37 @@
 //! Owns the one place where collectors are built, by name, from their settings: a collector
 //! that is switched off is never constructed, so it opens nothing. Also owns turning one
 //! observation into what the engine and the report need, once per tick: signals, entities to
-//! hold or forget, and (for jobs) what to remember. It runs nothing on its own; the runner and
-//! `once` call the collectors.
+//! hold or forget, and (for jobs and pressure) what to remember. Observations are derived in the
+//! order of [`KNOWN`], so pressure's top consumers can be matched to this tick's proc and jobs
+//! entities. It runs nothing on its own; the runner and `once` call the collectors.
 
 use std::sync::Arc;
 
 use watchdog_collectors::jobs::{JobsCollector, JobsConfig, Source};
+use watchdog_collectors::pressure::{
+    self, PressureCollector, PressureConfig, PressureScan, Sampling, Top,
+};
 use watchdog_collectors::proc::{ProcCollector, ProcConfig};
 use watchdog_collectors::{Collector, Observation};
 
 use crate::config::{ConfigError, JobsSourceSettings, Settings, PREFIX};
 use crate::engine::{AlertState, CollectorTick};
-use crate::model::{CollectFailure, Memory, Signal, Unix};
+use crate::model::{CollectFailure, JobsMemory, Memory, ProcMemory, Signal, Unix};
 use crate::signals;
 
 /// Every collector watchdog knows, in the fixed order of reports.
-pub const KNOWN: &[&str] = &["proc", "jobs"];
+pub const KNOWN: &[&str] = &["proc", "jobs", "pressure"];
 
-/// Builds the enabled collectors, in the order of [`KNOWN`].
+/// Builds the enabled collectors, in the order of [`KNOWN`]. `sampling` is how the pressure
+/// collector takes its two per-process samples: a tick apart in `run`, around a wait in `once`.
 ///
 /// # Errors
 /// The jobs HTTP source has no roots to trust at all (no system store, no CA file); the error
 /// names `WATCHDOG_CA_FILE`.
-pub fn build(settings: &Settings) -> Result<Vec<Arc<dyn Collector>>, ConfigError> {
+pub fn build(
+    settings: &Settings,
+    sampling: Sampling,
+) -> Result<Vec<Arc<dyn Collector>>, ConfigError> {
     let mut built: Vec<Arc<dyn Collector>> = Vec::new();
     if let Some(proc) = &settings.proc {
         built.push(Arc::new(ProcCollector::new(ProcConfig::with_system_units(
@@ -58,6 +66,16 @@ pub fn build(settings: &Settings) -> Result<Vec<Arc<dyn Collector>>, ConfigError
             ticks_per_second: watchdog_collectors::proc::ticks_per_second(),
         })));
     }
+    if let Some(pressure) = &settings.pressure {
+        built.push(Arc::new(PressureCollector::new(
+            PressureConfig::with_system_units(
+                pressure.root.clone(),
+                pressure.thresholds,
+                pressure.top,
+                sampling,
+            ),
+        )));
+    }
     Ok(built)
 }
 
@@ -77,7 +95,7 @@ pub struct Derived {
     pub held: Vec<String>,
     /// Entities to drop without a recovery.
     pub forget: Vec<String>,
-    /// What the builders remember for the next tick.
+    /// What the builders remember: set for jobs and pressure observations.
     pub memory: Option<Memory>,
 }
 
@@ -93,12 +111,22 @@ impl Derived {
     }
 }
 
-/// Derives signals from one successful observation, with the builders' settings and what they
-/// remembered in `state` (the last tick's).
+/// What the builders know of earlier ticks.
+#[derive(Debug, Clone, Copy)]
+pub enum Past<'a> {
+    /// `once`: there is no earlier tick.
+    None,
+    /// `run`: what the alert state kept from the last successful tick.
+    Kept(&'a AlertState),
+}
+
+/// Derives signals from one successful observation, with the builders' settings and memory.
+/// `earlier` holds the signals already derived this tick (of the collectors before this one).
 pub fn derive(
     observation: &Observation,
     settings: &Settings,
-    state: &AlertState,
+    past: Past<'_>,
+    earlier: &[Signal],
     now: Unix,
 ) -> Derived {
     match observation {
@@ -106,7 +134,12 @@ pub fn derive(
             let Some(proc) = &settings.proc else {
                 return Derived::default();
             };
-            let built = signals::proc::build(scan, state.proc(), &proc.rules);
+            let none = ProcMemory::default();
+            let memory = match past {
+                Past::None => &none,
+                Past::Kept(state) => state.proc(),
+            };
+            let built = signals::proc::build(scan, memory, &proc.rules);
             Derived {
                 signals: built.signals,
                 held: built.held,
@@ -118,12 +151,33 @@ pub fn derive(
             let Some(jobs) = &settings.jobs else {
                 return Derived::default();
             };
-            let built = signals::jobs::build(scan, state.jobs(), now, &jobs.rules);
+            let none = JobsMemory::default();
+            let memory = match past {
+                Past::None => &none,
+                Past::Kept(state) => state.jobs(),
+            };
+            let built = signals::jobs::build(scan, memory, now, &jobs.rules);
             Derived {
                 signals: built.signals,
                 held: built.held,
                 forget: built.forget,
                 memory: Some(Memory::Jobs(built.memory)),
+            }
+        }
+        Observation::Pressure(scan) => {
+            let Some(pressure) = &settings.pressure else {
+                return Derived::default();
+            };
+            let history = match past {
+                Past::None => signals::pressure::History::None,
+                Past::Kept(state) => signals::pressure::History::Kept(state.pressure()),
+            };
+            let built = signals::pressure::build(scan, history, earlier, now, &pressure.rules);
+            Derived {
+                signals: built.signals,
+                held: Vec::new(),
+                forget: Vec::new(),
+                memory: built.memory.map(Memory::Pressure),
             }
         }
     }
@@ -138,5 +192,24 @@ pub fn counts(observation: &Observation) -> (u64, u64, u64) {
             scan.unreadable.len() as u64,
         ),
         Observation::Jobs(scan) => (scan.jobs.len() as u64, 0, scan.unreadable.len() as u64),
+        Observation::Pressure(scan) => pressure_counts(scan),
+    }
+}
+
+/// A pressure scan's counts: the resources it had a source for, and the processes its top
+/// sampling lost or could not read.
+fn pressure_counts(scan: &PressureScan) -> (u64, u64, u64) {
+    let observed = scan
+        .resources
+        .iter()
+        .filter(|r| r.source != pressure::Source::Unavailable)
+        .count() as u64;
+    match &scan.top {
+        Top::Sampled {
+            vanished,
+            unreadable,
+            ..
+        } => (observed, *vanished, *unreadable),
+        _ => (observed, 0, 0),
     }
 }

@@ -10,9 +10,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use watchdog_collectors::pressure::Sampling;
 use watchdog_collectors::{CollectRequest, Collector};
 
-use crate::collect::{self, Outcome};
+use crate::collect::{self, Outcome, Past};
 use crate::config::Settings;
 use crate::engine::{self, AlertState, CollectorTick};
 use crate::event::Event;
@@ -22,9 +23,14 @@ use crate::runner::{self, Scheduler};
 
 pub use crate::report::{EXIT_ACTIVE, EXIT_COLLECTOR_FAILED};
 
+/// How far apart `once` takes the pressure collector's two per-process samples, while a
+/// resource is at or above its threshold: long enough for a busy process to show, short enough
+/// for a merge gate to wait.
+pub const TOP_SAMPLE_WAIT: Duration = Duration::from_secs(1);
+
 /// Runs `watchdog once`.
 pub fn main(settings: &Settings, json: bool, check: bool) -> ExitCode {
-    let collectors = match collect::build(settings) {
+    let collectors = match collect::build(settings, Sampling::Wait(TOP_SAMPLE_WAIT)) {
         Ok(collectors) => collectors,
         Err(error) => {
             eprintln!("watchdog: {error}");
@@ -33,7 +39,8 @@ pub fn main(settings: &Settings, json: bool, check: bool) -> ExitCode {
     };
     if collectors.is_empty() {
         tracing::warn!(
-            "no collector is enabled; set WATCHDOG_PROC_ENABLED=true or WATCHDOG_JOBS_ENABLED=true"
+            "no collector is enabled; set WATCHDOG_PROC_ENABLED, WATCHDOG_JOBS_ENABLED or \
+             WATCHDOG_PRESSURE_ENABLED to true"
         );
     }
     let outcomes = match collect_within(collectors, settings.runner.collect_timeout) {
@@ -84,15 +91,13 @@ fn collect_within(
 /// The report of one pass, with the events of `run`'s first tick from an empty state, decided
 /// at `now` for this host. Signals are derived once and serve both.
 pub fn pass(settings: &Settings, outcomes: &[Outcome], now: Unix) -> Report {
-    // A first tick: nothing remembered.
-    let state = AlertState::default();
     let mut signals = Vec::new();
     let mut ticks: Vec<(&str, CollectorTick)> = Vec::new();
     for outcome in outcomes {
         match &outcome.result {
             None => {}
             Some(Ok(observation)) => {
-                let derived = collect::derive(observation, settings, &state, now);
+                let derived = collect::derive(observation, settings, Past::None, &signals, now);
                 signals.extend(derived.signals.iter().cloned());
                 ticks.push((outcome.name, derived.into_tick()));
             }

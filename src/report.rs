@@ -10,7 +10,10 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::collect::{self, Outcome};
-use crate::model::{cut, sort_signals, CollectFailure, EventKind, Facts, Kind, Lang, Signal};
+use crate::model::{
+    cut, rfc3339, sort_signals, CollectFailure, ContainerFacts, EventKind, Facts, Kind, Lang,
+    PressureFacts, Signal,
+};
 use crate::text;
 
 /// `once --check`: some signal is active.
@@ -133,7 +136,7 @@ impl Report {
             }
         }
         if self.collectors.iter().all(|c| !c.enabled) {
-            out.push_str("\nNo collector is enabled: set WATCHDOG_PROC_ENABLED=true (or WATCHDOG_JOBS_ENABLED=true).\n");
+            out.push_str("\nNo collector is enabled: set WATCHDOG_PROC_ENABLED=true (or WATCHDOG_JOBS_ENABLED=true, WATCHDOG_PRESSURE_ENABLED=true).\n");
             return out;
         }
         out.push('\n');
@@ -143,6 +146,7 @@ impl Report {
         }
         self.proc_table(&mut out);
         self.jobs_table(&mut out);
+        self.pressure_table(&mut out);
         let active = self.signals.iter().filter(|s| s.active).count();
         let _ = writeln!(out, "{active} active of {} signals.", self.signals.len());
         if !self.would_send.is_empty() {
@@ -163,8 +167,18 @@ impl Report {
             return;
         }
         let mut rows = vec![row(&[
-            "ACTIVE", "ENTITY", "AGE", "PID", "PGID", "ORPHANED", "PARENT", "CPU%", "RSS",
-            "MEMBERS", "CMDLINE",
+            "ACTIVE",
+            "ENTITY",
+            "AGE",
+            "PID",
+            "PGID",
+            "ORPHANED",
+            "PARENT",
+            "CPU%",
+            "RSS",
+            "MEMBERS",
+            "CONTAINER",
+            "CMDLINE",
         ])];
         for signal in &self.signals {
             let Facts::Proc(f) = &signal.facts else {
@@ -182,6 +196,7 @@ impl Report {
                 &format!("{:.1}", f.group_cpu_pct.unwrap_or(f.cpu_pct)),
                 &text::bytes(f.group_rss_bytes.unwrap_or(f.rss_bytes)),
                 &members,
+                &container_cell(f.container.as_ref()),
                 &cut(f.cmdline.clone(), 80),
             ]));
         }
@@ -198,7 +213,14 @@ impl Report {
             return;
         }
         let mut rows = vec![row(&[
-            "ACTIVE", "KIND", "ENTITY", "AGE", "PID", "HOST PID", "WHY",
+            "ACTIVE",
+            "KIND",
+            "ENTITY",
+            "AGE",
+            "PID",
+            "HOST PID",
+            "CONTAINER",
+            "WHY",
         ])];
         for signal in &self.signals {
             let Facts::Job(f) = &signal.facts else {
@@ -217,11 +239,96 @@ impl Report {
                 &text::duration(f.age_s, Lang::En),
                 &pid(f.pid),
                 &pid(f.host_pid),
+                &container_cell(f.container.as_ref()),
                 &why.join(", "),
             ]));
         }
         out.push_str(&render(&rows));
         out.push('\n');
+    }
+}
+
+impl Report {
+    /// Each resource with its figures, then the top consumers of those at or above their
+    /// threshold (the same processes for each: they are the host's).
+    fn pressure_table(&self, out: &mut String) {
+        let pressure: Vec<(&Signal, &PressureFacts)> = self
+            .signals
+            .iter()
+            .filter_map(|s| match &s.facts {
+                Facts::Pressure(f) => Some((s, f)),
+                _ => None,
+            })
+            .collect();
+        if pressure.is_empty() {
+            return;
+        }
+        let figure = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}"));
+        let mut rows = vec![row(&[
+            "ACTIVE",
+            "ENTITY",
+            "SOURCE",
+            "AVG10",
+            "AVG60",
+            "AVG300",
+            "THRESHOLD",
+            "ABOVE SINCE",
+            "TOP",
+        ])];
+        for (signal, f) in &pressure {
+            rows.push(row(&[
+                if signal.active { "yes" } else { "no" },
+                &signal.entity,
+                f.source.as_str(),
+                &figure(f.some_avg10),
+                &figure(f.some_avg60),
+                &figure(f.some_avg300),
+                &format!("{}", f.threshold_pct),
+                &f.above_since.map_or("-".to_string(), rfc3339),
+                f.top_status.as_str(),
+            ]));
+        }
+        out.push_str(&render(&rows));
+        out.push('\n');
+        let Some((_, with_top)) = pressure.iter().find(|(_, f)| !f.top.is_empty()) else {
+            return;
+        };
+        let mut rows = vec![row(&[
+            "TOP PID",
+            "COMM",
+            "CPU%",
+            "ORPHANED",
+            "ENTITY",
+            "CONTAINER",
+            "CMDLINE",
+        ])];
+        for t in &with_top.top {
+            rows.push(row(&[
+                &t.pid.to_string(),
+                &t.comm,
+                &format!("{:.1}", t.cpu_pct),
+                if t.orphaned { "yes" } else { "no" },
+                t.entity.as_deref().unwrap_or("-"),
+                &container_cell(t.container.as_ref()),
+                &cut(t.cmdline.clone(), 80),
+            ]));
+        }
+        out.push_str(&render(&rows));
+        out.push('\n');
+    }
+}
+
+/// `docker e70105bb87f6`, `pod 8ae57dcd`, `unit ssh.service`, or `-`.
+fn container_cell(container: Option<&ContainerFacts>) -> String {
+    let Some(c) = container else {
+        return "-".into();
+    };
+    match (c.short_id(), c.short_pod_uid(), c.unit.as_deref()) {
+        (Some(id), Some(pod), _) => format!("{} {id} pod {pod}", c.runtime),
+        (Some(id), None, _) => format!("{} {id}", c.runtime),
+        (None, Some(pod), _) => format!("pod {pod}"),
+        (None, None, Some(unit)) => format!("unit {unit}"),
+        (None, None, None) => c.runtime.clone(),
     }
 }
 
@@ -302,5 +409,51 @@ mod tests {
                 "active={active} failed={failed}"
             );
         }
+    }
+
+    #[test]
+    fn the_pressure_section_lists_each_resource_then_the_top_consumers() {
+        let signal: Signal = serde_json::from_value(serde_json::json!({
+            "kind": "host_pressure", "entity": "pressure:cpu", "active": true,
+            "facts": {"resource": "cpu", "source": "psi", "some_avg10": 88.1, "some_avg60": 83.4,
+                      "some_avg300": 79.02, "full_avg60": null, "threshold_pct": 50.0,
+                      "above_since": 1795000000, "top_status": "sampled",
+                      "top": [{"pid": 4121, "comm": "pytest", "cmdline": "pytest -n 2",
+                               "cpu_pct": 190.0, "orphaned": true, "entity": "proc:4121:1",
+                               "stuck_s": 183600,
+                               "container": {"runtime": "docker", "id": "e70105bb87f6ea3d",
+                                             "pod_uid": null, "unit": null}},
+                              {"pid": 4130, "comm": "python3", "cmdline": "python3 bench.py",
+                               "cpu_pct": 99.0, "orphaned": false, "entity": null,
+                               "container": null}]}
+        }))
+        .unwrap();
+        assert!(matches!(signal.facts, Facts::Pressure(_)));
+        let mut report = report(false, false);
+        report.signals.push(signal);
+        let table = report.to_table();
+        let line = |start: &str| {
+            table
+                .lines()
+                .find(|l| l.starts_with(start))
+                .unwrap_or_else(|| panic!("no line starting {start:?} in\n{table}"))
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        assert_eq!(
+            line("yes     pressure:cpu"),
+            "yes pressure:cpu psi 88.10 83.40 79.02 50 2026-11-18T11:06:40Z sampled"
+        );
+        assert_eq!(
+            line("4121"),
+            "4121 pytest 190.0 yes proc:4121:1 docker e70105bb87f6 pytest -n 2"
+        );
+        assert_eq!(line("4130"), "4130 python3 99.0 no - - python3 bench.py");
+        assert_eq!(
+            report.check_status(),
+            EXIT_ACTIVE,
+            "host_pressure active is exit 1"
+        );
     }
 }

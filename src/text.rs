@@ -3,20 +3,50 @@
 //! Owns the one-line summary and the body of every event kind: what is stuck, on which host,
 //! since when, what it costs, whether it was orphaned and by whom, and what to run about it.
 //! Pure: an alert, a host and a language in, two strings out. Channels escape them for their
-//! own markup; nothing here is markup.
+//! own markup; nothing here is markup. Where a process runs (its container, pod or unit) is
+//! worded in `text/container.rs`; host pressure has its own module, `text/pressure.rs`.
+
+mod container;
+mod pressure;
 
 use crate::model::{
-    rfc3339, Alert, CollectorFacts, EventKind, Facts, HungReason, JobFacts, Kind, Lang, ProcFacts,
-    Stop,
+    rfc3339, Alert, CollectorFacts, ContainerFacts, EventKind, Facts, HungReason, JobFacts, Kind,
+    Lang, ProcFacts, Stop,
 };
+
+pub use container::place;
 
 /// The summary (one line) and the text (a few lines) of `alert`.
 pub fn render(alert: &Alert, host: &str, lang: Lang) -> (String, String) {
     match &alert.facts {
-        Facts::Proc(facts) => proc_text(alert, facts, host, lang),
+        Facts::Proc(facts) => {
+            let (summary, text) = proc_text(alert, facts, host, lang);
+            (summary, with_place(text, facts.container.as_ref(), lang))
+        }
         Facts::Collector(facts) => collector_text(alert, facts, host, lang),
-        Facts::Job(facts) => job_text(alert, facts, host, lang),
+        Facts::Job(facts) => {
+            let (summary, text) = job_text(alert, facts, host, lang);
+            (summary, with_place(text, facts.container.as_ref(), lang))
+        }
+        Facts::Pressure(facts) => pressure::render(alert, facts, host, lang),
         Facts::Test(_) => test_text(alert, host, lang),
+    }
+}
+
+/// `text` with a line saying where the process runs after its first line, when that is known.
+fn with_place(text: String, container: Option<&ContainerFacts>, lang: Lang) -> String {
+    let Some(place) = container.and_then(|c| place(c, lang)) else {
+        return text;
+    };
+    // A cut pod uid already ends the sentence with its ellipsis.
+    let stop = if place.ends_with('…') { "" } else { "." };
+    let line = match lang {
+        Lang::En => format!("Where it runs: {place}{stop}"),
+        Lang::Ru => format!("Где работает: {place}{stop}"),
+    };
+    match text.split_once('\n') {
+        Some((first, rest)) => format!("{first}\n{line}\n{rest}"),
+        None => format!("{text}\n{line}"),
     }
 }
 

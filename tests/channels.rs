@@ -34,6 +34,7 @@ fn event(cmdline: &str) -> Event {
         group_cpu_pct: None,
         group_rss_bytes: None,
         stop: Stop::Group(7),
+        container: None,
     };
     let alert = Alert {
         event: EventKind::Fire,

@@ -10,6 +10,7 @@ use std::process::Command;
 
 use watchdog::config::{Check, Config, Settings, VARS};
 use watchdog::runner::{Clock, Daemon};
+use watchdog_collectors::pressure::Sampling;
 
 /// Deterministic spread of values in `min..=max`: the ends, their neighbours, and a few
 /// hundred from a fixed-seed generator.
@@ -30,9 +31,25 @@ fn values(min: u64, max: u64) -> Vec<u64> {
     out
 }
 
+/// Deterministic spread of decimals in `min..=max`, at the precision people type: the ends and
+/// a few values in between, to two decimals.
+fn decimals(min: f64, max: f64) -> Vec<String> {
+    let mut out = vec![min.to_string(), max.to_string()];
+    for step in 1..8 {
+        let value = min + (max - min) * f64::from(step) / 8.0;
+        out.push(format!("{value:.2}"));
+    }
+    out
+}
+
 fn fixture() -> String {
+    fixture_of("orphaned_pytest")
+}
+
+fn fixture_of(scenario: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/proc/orphaned_pytest")
+        .join("fixtures/proc")
+        .join(scenario)
         .display()
         .to_string()
 }
@@ -45,15 +62,26 @@ fn every_value_in_range_survives_a_tick_the_probes_and_once() {
         .unwrap();
     let mut checked = 0;
     for var in VARS {
-        let Check::Whole { min, max, .. } = var.check else {
-            continue;
+        // Decimals (the pressure thresholds) run with the pressure collector on, over a tree
+        // with PSI files and a stuck pytest.
+        let (values, root, pressure) = match var.check {
+            Check::Whole { min, max, .. } => (
+                values(min, max).iter().map(u64::to_string).collect(),
+                fixture(),
+                "false",
+            ),
+            Check::Decimal { min, max, .. } => {
+                (decimals(min, max), fixture_of("psi_cpu_starved"), "true")
+            }
+            _ => continue,
         };
-        for value in values(min, max) {
+        for value in values {
             let state = tempfile::tempdir().unwrap();
             let vars = [
-                (var.name(), value.to_string()),
+                (var.name(), value.clone()),
                 ("WATCHDOG_PROC_ENABLED".into(), "true".into()),
-                ("WATCHDOG_PROC_ROOT".into(), fixture()),
+                ("WATCHDOG_PRESSURE_ENABLED".into(), pressure.into()),
+                ("WATCHDOG_PROC_ROOT".into(), root.clone()),
                 ("WATCHDOG_LISTEN".into(), "off".into()),
                 (
                     "WATCHDOG_STATE_DIR".into(),
@@ -65,7 +93,7 @@ fn every_value_in_range_survives_a_tick_the_probes_and_once() {
             let settings = Settings::from_config(&config).expect(&case);
             // As once runs them: on the runner's scheduler, within the collect timeout.
             let mut scheduler = watchdog::runner::Scheduler::new(
-                watchdog::collect::build(&settings).expect(&case),
+                watchdog::collect::build(&settings, Sampling::Interval).expect(&case),
                 settings.runner.collect_timeout,
             );
             let outcomes = runtime.block_on(scheduler.collect(&Default::default()));
@@ -74,7 +102,10 @@ fn every_value_in_range_survives_a_tick_the_probes_and_once() {
                 &watchdog::runner::all_known(&outcomes),
                 1_800_000_000,
             );
-            assert!(report.collectors[0].ok, "{case}: {report:?}");
+            assert!(
+                report.collectors.iter().all(|c| c.ok || !c.enabled),
+                "{case}: {report:?}"
+            );
             runtime.block_on(async {
                 let mut daemon =
                     Daemon::new(settings, Clock::starting_at(1_800_000_000)).expect(&case);
@@ -104,6 +135,14 @@ fn the_binary_exits_2_naming_every_number_outside_its_range() {
             if min > 0 {
                 cases.push((var.name(), (min - 1).to_string()));
             }
+        }
+    }
+    for var in VARS {
+        if let Check::Decimal { min, max, .. } = var.check {
+            cases.push((var.name(), format!("{:.1}", max + 0.1)));
+            cases.push((var.name(), format!("{:.2}", min - 0.01)));
+            cases.push((var.name(), "1e1".into()));
+            cases.push((var.name(), "NaN".into()));
         }
     }
     // The two values that made `run` and `/healthz` panic before ranges existed.

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{copy_tree, run_within, what, Webhooks, SECRET};
+use common::{copy_tree, run_within, what, Received, Webhooks, SECRET};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -322,4 +322,98 @@ fn undelivered_events_wait_in_the_outbox_across_a_restart() {
         "the same event, with the same id"
     );
     assert_eq!(delivered.what(), what("fire", "proc_blocking", PYTEST));
+}
+
+/// Points `link` at a fixture tree, atomically: a tick sees the old tree or the new one.
+fn point(link: &Path, scenario: &str) {
+    let target = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/proc")
+        .join(scenario);
+    let next = link.with_extension("next");
+    let _ = std::fs::remove_file(&next);
+    std::os::unix::fs::symlink(target, &next).unwrap();
+    std::fs::rename(&next, link).unwrap();
+}
+
+/// The next event that `wanted` accepts, skipping others.
+fn next_where(receiver: &Webhooks, wanted: impl Fn(&Received) -> bool) -> Received {
+    let deadline = std::time::Instant::now() + common::WAIT;
+    loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the wanted event arrives"
+        );
+        let got = receiver.next();
+        if wanted(&got) {
+            return got;
+        }
+    }
+}
+
+#[test]
+fn host_pressure_fires_names_its_stuck_culprit_and_recovers_once_calm() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("proc");
+    point(&root, "psi_cpu_starved");
+    let receiver = receiver(|_| 200);
+    let watchdog = run(
+        &root,
+        &dir.path().join("state"),
+        &receiver.url,
+        &[
+            ("WATCHDOG_PRESSURE_ENABLED", "true"),
+            ("WATCHDOG_PRESSURE_FOR_S", "0"),
+            // A reminder every tick, so each tick's top consumers reach the receiver.
+            ("WATCHDOG_PRESSURE_COOLDOWN_S", "0"),
+        ],
+    );
+    let is_cpu = |r: &Received| r.event["entity"] == "pressure:cpu";
+
+    let fire = next_where(&receiver, is_cpu);
+    assert_eq!(fire.what(), what("fire", "host_pressure", "pressure:cpu"));
+    let facts = &fire.event["facts"];
+    assert_eq!(facts["some_avg60"], 83.4);
+    assert!(facts["above_since"].is_i64(), "run remembers it: {facts}");
+    assert_eq!(
+        facts["top_status"], "sampling",
+        "run compares one tick with the next: the first has nothing to compare with"
+    );
+
+    // The same host ten seconds later: pytest 4121 (stuck 2 days, orphaned) used the most.
+    point(&root, "psi_cpu_starved_next_sample");
+    let named = next_where(&receiver, |r| {
+        is_cpu(r)
+            && r.event["facts"]["top"]
+                .as_array()
+                .is_some_and(|t| !t.is_empty())
+    });
+    assert_eq!(named.what().0, "reminder");
+    let top = &named.event["facts"]["top"][0];
+    assert_eq!(top["pid"], 4121, "{}", named.event["facts"]);
+    assert_eq!(top["entity"], "proc:4121:1640000");
+    assert_eq!(top["container"]["runtime"], "docker");
+    assert!(!top["cmdline"].as_str().unwrap().contains("SECRET"));
+    let text = named.event["text"].as_str().unwrap();
+    assert!(text.contains("kill -TERM -- -4121"), "{text}");
+    assert!(
+        named.event["summary"]
+            .as_str()
+            .unwrap()
+            .contains("pytest pid 4121 (orphaned, stuck 2d03h)"),
+        "{}",
+        named.event["summary"]
+    );
+
+    point(&root, "psi_calm");
+    let recovery = next_where(&receiver, |r| is_cpu(r) && r.event["event"] == "recovery");
+    assert_eq!(recovery.event["facts"]["some_avg60"], 0.85);
+    watchdog.logs.ticks(1);
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("state/state.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        state["pressure"]["resources"]["cpu"]["active"], false,
+        "the memory is saved with the state: {}",
+        state["pressure"]
+    );
 }

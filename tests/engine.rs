@@ -10,6 +10,7 @@ fn rules() -> Rules {
     Rules {
         proc_cooldown_s: COOLDOWN,
         jobs_cooldown_s: COOLDOWN,
+        pressure_cooldown_s: COOLDOWN,
         collector_fail_ticks: 3,
         collector_fail_cooldown_s: 600,
     }
@@ -35,6 +36,7 @@ fn facts(pid: u32, age_s: u64) -> Facts {
         group_cpu_pct: None,
         group_rss_bytes: None,
         stop: Stop::Group(pid),
+        container: None,
     })
 }
 
@@ -379,4 +381,152 @@ fn a_forgotten_entity_is_dropped_without_a_recovery() {
     assert!(outcome.alerts.is_empty(), "{:?}", outcome.alerts);
     assert_eq!(reasons(&outcome), [Reason::Forgotten]);
     assert_eq!(outcome.state.entities().count(), 0);
+}
+
+mod host_pressure {
+    //! The pressure builder and decide() together, tick by tick, as the runner drives them:
+    //! the builder's memory goes into the state only through a tick that read the files.
+
+    use watchdog::engine::{decide, AlertState, CollectorTick, Reason};
+    use watchdog::model::{EventKind, Facts, Kind, Memory, Unix};
+    use watchdog::signals::pressure::{build, History, PressureRules};
+    use watchdog_collectors::pressure::{PressureScan, Resource, ResourcePressure, Source, Top};
+
+    use super::{failed, rules, COOLDOWN, T0};
+
+    const FOR_S: u64 = 300;
+
+    /// Seconds after T0, what was read (`None`: a failed read), the events and the reasons.
+    type Step = (Unix, Option<f64>, &'static [EventKind], &'static [Reason]);
+
+    fn scan(avg60: f64) -> PressureScan {
+        PressureScan {
+            resources: vec![ResourcePressure {
+                resource: Resource::Cpu,
+                source: Source::Psi,
+                some_avg10: Some(avg60),
+                some_avg60: Some(avg60),
+                some_avg300: Some(avg60),
+                full_avg60: None,
+                threshold_pct: 50.0,
+                at_or_above: avg60 >= 50.0,
+            }],
+            top: Top::BelowThreshold,
+        }
+    }
+
+    /// One tick: `Some(avg60)` read, `None` a failed read. Returns the events and reasons.
+    fn tick(state: &mut AlertState, read: Option<f64>, now: Unix) -> (Vec<EventKind>, Vec<Reason>) {
+        let outcome = match read {
+            Some(avg60) => {
+                let built = build(
+                    &scan(avg60),
+                    History::Kept(state.pressure()),
+                    &[],
+                    now,
+                    &PressureRules { for_s: FOR_S },
+                );
+                let tick = CollectorTick::Ok {
+                    signals: built.signals,
+                    unreadable: Vec::new(),
+                    forget: Vec::new(),
+                    memory: built.memory.map(Memory::Pressure),
+                };
+                decide(state.clone(), vec![("pressure", tick)], now, &rules())
+            }
+            None => decide(state.clone(), vec![("pressure", failed())], now, &rules()),
+        };
+        *state = outcome.state;
+        let reasons = outcome
+            .decisions
+            .iter()
+            .filter(|(kind, _, _)| *kind == Kind::HostPressure)
+            .map(|(_, _, r)| *r)
+            .collect();
+        (outcome.alerts.iter().map(|a| a.event).collect(), reasons)
+    }
+
+    #[test]
+    fn a_failed_read_neither_starts_nor_resets_the_for_window() {
+        let mut state = AlertState::default();
+        assert_eq!(tick(&mut state, Some(80.0), T0).0, []);
+        assert_eq!(tick(&mut state, None, T0 + 150).0, []);
+        let above = state.pressure().resources.values().next().copied();
+        assert_eq!(
+            above.and_then(|t| t.above_since),
+            Some(T0),
+            "kept through the failure"
+        );
+        assert_eq!(tick(&mut state, Some(80.0), T0 + 300).0, [EventKind::Fire]);
+
+        let mut calm = AlertState::default();
+        tick(&mut calm, None, T0);
+        assert!(
+            calm.pressure().resources.is_empty(),
+            "a failed read starts nothing"
+        );
+    }
+
+    #[test]
+    fn fire_reminder_hold_and_recovery_go_through_decide() {
+        let mut state = AlertState::default();
+        let steps: [Step; 8] = [
+            (0, Some(80.0), &[], &[]),
+            (300, Some(80.0), &[EventKind::Fire], &[Reason::First]),
+            (
+                300 + COOLDOWN as Unix - 1,
+                Some(80.0),
+                &[],
+                &[Reason::WithinCooldown],
+            ),
+            (
+                300 + COOLDOWN as Unix,
+                Some(80.0),
+                &[EventKind::Reminder],
+                &[Reason::Reminder],
+            ),
+            (2200, Some(10.0), &[], &[Reason::WithinCooldown]),
+            (2300, None, &[], &[Reason::HeldCollectorFailed]),
+            (2499, Some(10.0), &[], &[Reason::WithinCooldown]),
+            (
+                2500,
+                Some(10.0),
+                &[EventKind::Recovery],
+                &[Reason::Recovered],
+            ),
+        ];
+        for (at, read, events, reasons) in steps {
+            let got = tick(&mut state, read, T0 + at);
+            assert_eq!(got.0, events, "events at +{at}s ({read:?})");
+            assert_eq!(got.1, reasons, "reasons at +{at}s ({read:?})");
+        }
+        assert!(state.get(Kind::HostPressure, "pressure:cpu").is_none());
+        assert!(state.pressure().resources.values().all(|t| !t.active));
+    }
+
+    #[test]
+    fn a_pressure_alert_and_its_memory_survive_the_state_file() {
+        let mut state = AlertState::default();
+        tick(&mut state, Some(80.0), T0);
+        tick(&mut state, Some(80.0), T0 + 300);
+        let json = serde_json::to_string(&state).unwrap();
+        let back: AlertState = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, state, "{json}");
+        let known = back.get(Kind::HostPressure, "pressure:cpu").expect("fired");
+        assert!(
+            matches!(known.facts, Facts::Pressure(_)),
+            "{:?}",
+            known.facts
+        );
+        assert_eq!(back.pressure(), state.pressure());
+    }
+
+    #[test]
+    fn switching_pressure_off_forgets_its_memory_too() {
+        let mut state = AlertState::default();
+        tick(&mut state, Some(80.0), T0);
+        assert!(!state.pressure().resources.is_empty());
+        state.retain_enabled(&["proc"]);
+        assert!(state.pressure().resources.is_empty());
+    }
 }

@@ -196,6 +196,13 @@ fn bad_config_exits_2_with_one_line_naming_the_variable() {
         ("WATCHDOG_PROC_ENABLED", "maybe"),
         ("WATCHDOG_PROC_PATTERNS", "re:(["),
         ("WATCHDOG_PROC_GROUP_BY", "tree"),
+        // Decimals: just outside 0.1-100 on both sides, and not a plain decimal.
+        ("WATCHDOG_PRESSURE_CPU_PCT", "0.09"),
+        ("WATCHDOG_PRESSURE_MEMORY_PCT", "100.1"),
+        ("WATCHDOG_PRESSURE_IO_PCT", "1e1"),
+        ("WATCHDOG_PRESSURE_LOAD_PCT", "0.9"),
+        ("WATCHDOG_PRESSURE_TOP", "51"),
+        ("WATCHDOG_PRESSURE_FOR_S", "86401"),
     ];
     for (var, value) in cases {
         for command in ["once", "check-config"] {
@@ -255,4 +262,145 @@ fn the_example_env_file_works_as_is() {
         .env_clear()
         .envs(vars));
     assert_eq!(output.status.code(), Some(0), "{output:?}");
+}
+
+/// `once` over a pressure scenario with the pressure and proc collectors on.
+fn once_pressure(scenario: &str, args: &[&str]) -> Output {
+    once(scenario, args, &[("WATCHDOG_PRESSURE_ENABLED", "true")])
+}
+
+const PRESSURE_SCENARIOS: &[&str] = &[
+    "psi_calm",
+    "psi_cpu_starved",
+    "psi_partial",
+    "psi_absent_loadavg_only",
+    "psi_absent_load_high",
+];
+
+#[test]
+fn once_json_per_pressure_scenario() {
+    for scenario in PRESSURE_SCENARIOS {
+        let output = once_pressure(scenario, &["--json"]);
+        assert!(output.status.success(), "{scenario}: {output:?}");
+        assert!(
+            !stdout(&output).contains("SECRET"),
+            "{scenario} leaked a secret"
+        );
+        insta::assert_snapshot!(format!("once_json__{scenario}"), stdout(&output));
+    }
+}
+
+#[test]
+fn once_check_exits_1_while_the_host_is_under_pressure() {
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], i32);
+    let cases: &[Case] = &[
+        ("psi_calm", &[], 0),
+        // cpu some avg60 83.40, avg300 79.02: both at or above 50.
+        ("psi_cpu_starved", &[], 1),
+        // avg300 79.02 against thresholds on either side of it.
+        (
+            "psi_cpu_starved",
+            &[("WATCHDOG_PRESSURE_CPU_PCT", "79.02")],
+            1,
+        ),
+        (
+            "psi_cpu_starved",
+            &[("WATCHDOG_PRESSURE_CPU_PCT", "79.03")],
+            0,
+        ),
+        ("psi_absent_loadavg_only", &[], 0),
+        // load 170 % / 155 % per CPU against the load threshold.
+        ("psi_absent_load_high", &[], 1),
+        (
+            "psi_absent_load_high",
+            &[("WATCHDOG_PRESSURE_LOAD_PCT", "155.01")],
+            0,
+        ),
+        ("psi_partial", &[], 0),
+        ("psi_garbage", &[], 3),
+    ];
+    for (scenario, extra, want) in cases {
+        let vars = [
+            &[
+                ("WATCHDOG_PRESSURE_ENABLED", "true"),
+                ("WATCHDOG_PROC_ENABLED", "false"),
+            ],
+            *extra,
+        ]
+        .concat();
+        let output = once(scenario, &["--check", "--json"], &vars);
+        assert_eq!(
+            output.status.code(),
+            Some(*want),
+            "{scenario} {extra:?}: {output:?}"
+        );
+        let report = json(&output);
+        let active: Vec<&str> = report["signals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["active"] == true)
+            .map(|s| s["kind"].as_str().unwrap())
+            .collect();
+        let want_active: &[&str] = if *want == 1 { &["host_pressure"] } else { &[] };
+        assert_eq!(active, want_active, "{scenario} {extra:?}");
+    }
+}
+
+#[test]
+fn once_json_shows_pressure_facts_and_the_container_of_a_match() {
+    let report = json(&once_pressure("psi_cpu_starved", &["--json"]));
+    let pressure = report["collectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "pressure")
+        .unwrap();
+    assert_eq!(pressure["ok"], true);
+    let signal = |entity: &str| {
+        report["signals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["entity"] == entity)
+            .unwrap_or_else(|| panic!("no {entity}: {report}"))
+            .clone()
+    };
+    let cpu = signal("pressure:cpu");
+    assert_eq!(cpu["kind"], "host_pressure");
+    assert_eq!(cpu["active"], true);
+    let facts = &cpu["facts"];
+    assert_eq!(facts["resource"], "cpu");
+    assert_eq!(facts["source"], "psi");
+    assert_eq!(facts["some_avg60"], 83.4);
+    assert_eq!(
+        facts["full_avg60"],
+        serde_json::Value::Null,
+        "never for cpu"
+    );
+    assert_eq!(
+        facts["above_since"],
+        serde_json::Value::Null,
+        "once has no history"
+    );
+    assert_eq!(facts["top_status"], "sampled", "sampled around a 1 s wait");
+    assert!(facts["top"].is_array());
+    let pytest = signal("proc:4121:1640000");
+    let container = &pytest["facts"]["container"];
+    assert_eq!(container["runtime"], "docker");
+    assert!(
+        container["id"]
+            .as_str()
+            .unwrap()
+            .starts_with("e70105bb87f6"),
+        "{container}"
+    );
+    assert_eq!(container["pod_uid"], serde_json::Value::Null);
+}
+
+#[test]
+fn once_table_has_a_pressure_section_and_a_container_column() {
+    let output = once_pressure("psi_cpu_starved", &[]);
+    assert!(output.status.success(), "{output:?}");
+    insta::assert_snapshot!(stdout(&output));
 }

@@ -2,8 +2,8 @@
 
 use watchdog::event::Event;
 use watchdog::model::{
-    Alert, CollectorFacts, EventKind, Facts, HungReason, JobFacts, Kind, Lang, ProcFacts, Reason,
-    Stop, Unix,
+    Alert, CollectorFacts, ContainerFacts, EventKind, Facts, HungReason, JobFacts, Kind, Lang,
+    PressureFacts, PressureSource, ProcFacts, Reason, Resource, Stop, TopConsumer, TopStatus, Unix,
 };
 
 const SINCE: Unix = 1_795_000_000; // 2026-11-18T11:06:40Z
@@ -29,6 +29,7 @@ fn proc_facts() -> ProcFacts {
         group_cpu_pct: Some(151.0),
         group_rss_bytes: Some(450_969_600),
         stop: Stop::Group(100),
+        container: None,
     }
 }
 
@@ -213,6 +214,7 @@ fn job_facts() -> JobFacts {
         members: Vec::new(),
         ended_s: None,
         stop: Stop::Group(320),
+        container: None,
     }
 }
 
@@ -299,4 +301,257 @@ fn job_leftover_texts() {
             }
         }
     }
+}
+
+const DOCKER_ID: &str = "e70105bb87f6ea3dc07daa379f8ebaab8505111542db8099504862ee35c2c2c9";
+const POD_UID: &str = "8ae57dcd-0f37-412d-88b7-e23d65f6cad4";
+
+fn docker() -> ContainerFacts {
+    ContainerFacts {
+        runtime: "docker".into(),
+        id: Some(DOCKER_ID.into()),
+        pod_uid: None,
+        unit: None,
+        rootless_uid: None,
+    }
+}
+
+fn in_pod() -> ContainerFacts {
+    ContainerFacts {
+        runtime: "containerd".into(),
+        id: Some("3f2a9b0c1d2e".repeat(5) + "4f5a"),
+        pod_uid: Some(POD_UID.into()),
+        unit: None,
+        rootless_uid: None,
+    }
+}
+
+fn consumer(pid: u32, comm: &str, cpu_pct: f64) -> TopConsumer {
+    TopConsumer {
+        pid,
+        comm: comm.into(),
+        cmdline: format!("/usr/bin/{comm}"),
+        cpu_pct,
+        orphaned: false,
+        entity: None,
+        stuck_s: None,
+        container: None,
+    }
+}
+
+/// cpu starved since 5 minutes before the fire, by an orphaned pytest stuck for 2 days.
+fn starved() -> PressureFacts {
+    PressureFacts {
+        resource: Resource::Cpu,
+        source: PressureSource::Psi,
+        some_avg10: Some(88.1),
+        some_avg60: Some(83.4),
+        some_avg300: Some(61.2),
+        full_avg60: None,
+        threshold_pct: 50.0,
+        above_since: Some(SINCE - 300),
+        top: vec![
+            TopConsumer {
+                cmdline: "/usr/bin/python3 -m pytest tests/ -n 2 --token ***".into(),
+                orphaned: true,
+                entity: Some("proc:4121:1640000".into()),
+                stuck_s: Some(183_600),
+                container: Some(docker()),
+                ..consumer(4121, "pytest", 190.0)
+            },
+            TopConsumer {
+                orphaned: true,
+                entity: Some("proc:4121:1640000".into()),
+                stuck_s: Some(183_600),
+                container: Some(docker()),
+                ..consumer(4122, "python3", 99.0)
+            },
+            TopConsumer {
+                entity: Some("job:j-1042".into()),
+                stuck_s: Some(900),
+                container: Some(in_pod()),
+                ..consumer(321, "pytest", 45.5)
+            },
+            consumer(500, "node", 3.0),
+        ],
+        top_status: TopStatus::Sampled,
+        top_error: None,
+        stop: Stop::Group(4121),
+    }
+}
+
+/// What the recovery tick saw: below the threshold, nobody named.
+fn calm(facts: PressureFacts) -> PressureFacts {
+    PressureFacts {
+        some_avg10: facts.some_avg10.map(|_| 4.0),
+        some_avg60: Some(12.5),
+        some_avg300: Some(30.0),
+        top: Vec::new(),
+        top_status: TopStatus::BelowThreshold,
+        stop: Stop::None,
+        ..facts
+    }
+}
+
+fn pressure_alert(event: EventKind, facts: &PressureFacts) -> Alert {
+    let facts = if event == EventKind::Recovery {
+        calm(facts.clone())
+    } else {
+        facts.clone()
+    };
+    alert(
+        event,
+        Facts::Pressure(facts),
+        Kind::HostPressure,
+        "pressure:cpu",
+    )
+}
+
+#[test]
+fn host_pressure_texts_name_the_culprits_first() {
+    for lang in [Lang::En, Lang::Ru] {
+        for event in EVENTS {
+            let rendered = Event::render(&pressure_alert(event, &starved()), "ci-runner-3", lang);
+            let name = format!("host_pressure_{}_{lang:?}", event.as_str()).to_lowercase();
+            insta::assert_snapshot!(name, read(&rendered));
+            if event != EventKind::Recovery {
+                let culprit = rendered.summary.find("pytest pid 4121");
+                let figure = rendered.summary.find("83%");
+                assert!(
+                    culprit.is_some() && figure.is_some(),
+                    "{}",
+                    rendered.summary
+                );
+                assert!(
+                    rendered.text.starts_with(match lang {
+                        Lang::En => "Top CPU consumers",
+                        Lang::Ru => "Больше всех CPU",
+                    }),
+                    "the body opens with the culprits: {}",
+                    rendered.text
+                );
+                assert!(
+                    rendered.text.contains("kill -TERM -- -4121"),
+                    "{}",
+                    rendered.text
+                );
+                assert!(rendered.text.contains("e70105bb87f6"), "{}", rendered.text);
+                assert!(!rendered.text.contains(DOCKER_ID), "the id is cut to 12");
+            }
+        }
+    }
+}
+
+#[test]
+fn host_pressure_from_loadavg_says_so_and_waits_for_its_first_sample() {
+    let facts = PressureFacts {
+        source: PressureSource::Loadavg,
+        some_avg10: None,
+        some_avg60: Some(170.0),
+        some_avg300: Some(155.0),
+        threshold_pct: 150.0,
+        top: Vec::new(),
+        top_status: TopStatus::Sampling,
+        stop: Stop::None,
+        ..starved()
+    };
+    for lang in [Lang::En, Lang::Ru] {
+        for event in EVENTS {
+            let rendered = Event::render(&pressure_alert(event, &facts), "ci-runner-3", lang);
+            let name = format!("host_pressure_loadavg_{}_{lang:?}", event.as_str()).to_lowercase();
+            insta::assert_snapshot!(name, read(&rendered));
+            assert!(!rendered.text.contains("kill"), "{}", rendered.text);
+            assert!(
+                !rendered.text.contains("PSI some"),
+                "no PSI here: {}",
+                rendered.text
+            );
+        }
+    }
+}
+
+#[test]
+fn no_kill_command_when_the_top_consumer_is_not_stuck_work() {
+    let facts = PressureFacts {
+        top: vec![consumer(500, "node", 190.0)],
+        stop: Stop::None,
+        ..starved()
+    };
+    for lang in [Lang::En, Lang::Ru] {
+        let rendered = Event::render(
+            &pressure_alert(EventKind::Fire, &facts),
+            "ci-runner-3",
+            lang,
+        );
+        assert!(
+            !rendered.text.contains("kill"),
+            "{lang:?}: {}",
+            rendered.text
+        );
+        assert!(
+            rendered.summary.contains("node pid 500 190%"),
+            "{}",
+            rendered.summary
+        );
+    }
+}
+
+#[test]
+fn proc_and_job_texts_say_where_the_process_runs() {
+    let proc = ProcFacts {
+        container: Some(docker()),
+        ..proc_facts()
+    };
+    let job = JobFacts {
+        container: Some(in_pod()),
+        ..job_facts()
+    };
+    for lang in [Lang::En, Lang::Ru] {
+        let stuck = Event::render(
+            &alert(
+                EventKind::Fire,
+                Facts::Proc(proc.clone()),
+                Kind::ProcBlocking,
+                "proc:100:1",
+            ),
+            "ci-runner-3",
+            lang,
+        );
+        let hung = Event::render(
+            &alert(
+                EventKind::Fire,
+                Facts::Job(job.clone()),
+                Kind::AgentHung,
+                "job:j-1042",
+            ),
+            "ci-runner-3",
+            lang,
+        );
+        insta::assert_snapshot!(
+            format!("proc_blocking_in_a_container_{lang:?}").to_lowercase(),
+            read(&stuck)
+        );
+        insta::assert_snapshot!(
+            format!("agent_hung_in_a_pod_{lang:?}").to_lowercase(),
+            read(&hung)
+        );
+        let (docker_words, pod_words) = match lang {
+            Lang::En => ("in docker container e70105bb87f6", "of pod 8ae57dcd…"),
+            Lang::Ru => ("в контейнере docker e70105bb87f6", "пода 8ae57dcd…"),
+        };
+        assert!(stuck.text.contains(docker_words), "{}", stuck.text);
+        assert!(hung.text.contains(pod_words), "{}", hung.text);
+    }
+    // Without a container, the texts are as they were: no line about where.
+    let plain = Event::render(
+        &alert(
+            EventKind::Fire,
+            Facts::Proc(proc_facts()),
+            Kind::ProcBlocking,
+            "proc:100:1",
+        ),
+        "ci-runner-3",
+        Lang::En,
+    );
+    assert!(!plain.text.contains("Where it runs"), "{}", plain.text);
 }

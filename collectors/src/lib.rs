@@ -68,7 +68,5 @@ pub struct CollectRequest {
 pub enum Observation {
     Proc(proc::ProcScan),
     Jobs(jobs::JobsScan),
-    /// Off until the root crate matches it: see the `pressure` feature in Cargo.toml.
-    #[cfg(feature = "pressure")]
     Pressure(pressure::PressureScan),
 }

@@ -1,10 +1,10 @@
 //! The `proc` collector: matching processes in a /proc tree, with their age and cost.
 //!
 //! Reads, under the root it is given and through [`crate::proc_root`]: the root listing,
-//! `uptime`, `self` (a link, to skip the watchdog itself), `<pid>/cmdline` of every process, and
-//! `<pid>/stat` only of processes whose command line matches and of their parents. Opening a
-//! /proc file is the whole cost of a scan, so it opens nothing else: never `environ`, never
-//! `status`.
+//! `uptime`, `self` (a link, to skip the watchdog itself), `<pid>/cmdline` of every process,
+//! `<pid>/stat` only of processes whose command line matches and of their parents, and
+//! `<pid>/cgroup` of the matches alone (which container they run in). Opening a /proc file is
+//! the whole cost of a scan, so it opens nothing else: never `environ`, never `status`.
 //!
 //! A process that disappears between the listing and the read is *vanished*: skipped and
 //! counted. A process that is there but whose files are truncated or malformed is *unreadable*:
@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use procfs::process::Stat;
 use serde::Serialize;
 
+use crate::cgroup::{self, Container};
 use crate::mask::mask_cmdline;
 use crate::pattern::PatternSet;
 use crate::proc_root::{list_pids_seeing_all, own_pid, read_uptime, FileRead, Reader, StatRead};
@@ -79,6 +80,9 @@ pub struct ProcessInfo {
     pub parent_comm: Option<String>,
     /// Whether a process whose pid is this process's pgid is alive.
     pub group_leader_alive: bool,
+    /// Where it runs, from its `cgroup`; `None` when that could not be read or named no shape
+    /// that can be trusted. A missing attribution never drops the process.
+    pub container: Option<Container>,
 }
 
 /// The result of one successful scan.
@@ -127,7 +131,7 @@ impl ProcCollector {
             ticks_per_second: self.config.ticks_per_second,
             ..ProcScan::default()
         };
-        let mut matches: Vec<(Stat, String)> = Vec::new();
+        let mut matches: Vec<(Stat, String, Option<Container>)> = Vec::new();
         for &pid in &pids {
             if Some(pid) == own_pid {
                 continue;
@@ -156,15 +160,19 @@ impl ProcCollector {
                 StatRead::Failed => scan.unreadable.push(pid),
                 // Their command line is empty on a real kernel; the stat says so for certain.
                 StatRead::Stat(stat) if is_zombie_or_kernel_thread(&stat) => {}
-                StatRead::Stat(stat) => matches.push((*stat, mask_cmdline(&argv))),
+                StatRead::Stat(stat) => {
+                    // One more small file per match, none per non-match.
+                    let container = cgroup::read(root, pid).ok().flatten();
+                    matches.push((*stat, mask_cmdline(&argv), container));
+                }
             }
         }
 
         let mut parent_comms: HashMap<u32, Option<String>> = matches
             .iter()
-            .map(|(stat, _)| (stat.pid as u32, Some(stat.comm.clone())))
+            .map(|(stat, _, _)| (stat.pid as u32, Some(stat.comm.clone())))
             .collect();
-        for (stat, cmdline) in matches {
+        for (stat, cmdline, container) in matches {
             let ppid = stat.ppid as u32;
             let parent_comm = match parent_comms.get(&ppid) {
                 Some(known) => known.clone(),
@@ -174,8 +182,9 @@ impl ProcCollector {
                     comm
                 }
             };
-            scan.processes
-                .push(self.process_info(stat, cmdline, parent_comm, uptime_s, &pids));
+            let mut info = self.process_info(stat, cmdline, parent_comm, uptime_s, &pids);
+            info.container = container;
+            scan.processes.push(info);
         }
         Ok(scan)
     }
@@ -208,6 +217,7 @@ impl ProcCollector {
             parent_comm,
             // pgid 0 is no group (pid 1, kernel threads): there is no leader to lose.
             group_leader_alive: pgid == 0 || pids.binary_search(&pgid).is_ok(),
+            container: None,
         }
     }
 }

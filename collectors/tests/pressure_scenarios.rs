@@ -958,16 +958,15 @@ fn above_threshold_a_tick_reads_every_stat_and_only_the_top_cmdlines_and_cgroups
     }
 }
 
-#[cfg(feature = "pressure")]
 #[test]
 fn the_collector_is_named_pressure_and_observes_a_pressure_scan() {
-    use watchdog_collectors::{Collector, Observation};
+    use watchdog_collectors::{CollectRequest, Collector, Observation};
     let collector = PressureCollector::with_clock(
         config(fixture("psi_calm"), 5, Sampling::Interval),
         FakeClock::new(),
     );
     assert_eq!(collector.name(), "pressure");
-    match collector.collect().unwrap() {
+    match collector.collect(&CollectRequest::default()).unwrap() {
         Observation::Pressure(scan) => assert_eq!(scan.top, Top::BelowThreshold),
         other => panic!("{other:?}"),
     }

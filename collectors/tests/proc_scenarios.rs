@@ -315,3 +315,20 @@ fn entries_that_are_not_pids_are_ignored() {
     assert!(scan.processes.is_empty());
     assert_eq!((scan.vanished, scan.unreadable.len()), (0, 0));
 }
+
+#[test]
+fn a_match_carries_the_container_its_cgroup_names() {
+    use watchdog_collectors::cgroup::Runtime;
+    let scan = scan("cgroup_v2_docker_systemd_driver");
+    assert_eq!(pids(&scan), [4242]);
+    let container = scan.processes[0].container.as_ref().expect("attributed");
+    assert_eq!(container.runtime, Runtime::Docker);
+    assert_eq!(container.short_id(), Some("e70105bb87f6"));
+}
+
+#[test]
+fn a_match_without_a_readable_cgroup_is_still_reported_with_no_container() {
+    let scan = scan("orphaned_pytest");
+    assert_eq!(pids(&scan), [7], "no cgroup file in this tree");
+    assert_eq!(scan.processes[0].container, None);
+}

@@ -19,10 +19,12 @@ use std::path::Path;
 use watchdog_collectors::pattern::PatternSet;
 
 pub use settings::{
-    DeliverySettings, EndpointSettings, JobsSettings, JobsSourceSettings, ProcSettings,
-    RunnerSettings, Settings,
+    DeliverySettings, EndpointSettings, JobsSettings, JobsSourceSettings, PressureSettings,
+    ProcSettings, RunnerSettings, Settings,
 };
-pub use vars::{Check, Config, LogFormat, Shown, Var, DEFAULT_JOBS_QUERY, DEFAULT_LISTEN, VARS};
+pub use vars::{
+    Check, Config, Decimal, LogFormat, Shown, Var, DEFAULT_JOBS_QUERY, DEFAULT_LISTEN, VARS,
+};
 
 pub use crate::model::Lang;
 pub use crate::signals::proc::GroupBy;
@@ -336,6 +338,9 @@ fn check(declared: &Var, value: &str) -> Result<(), ConfigError> {
         Check::Whole { min, max, .. } => {
             value.parse::<u64>().is_ok_and(|n| (min..=max).contains(&n))
         }
+        Check::Decimal { min, max, .. } => {
+            plain_decimal(value).is_some_and(|n| (min..=max).contains(&n))
+        }
         Check::Bool => matches!(value, "true" | "false"),
         Check::OneOf(words) => words.contains(&value),
         Check::Url => http_url(value).is_some(),
@@ -349,6 +354,18 @@ fn check(declared: &Var, value: &str) -> Result<(), ConfigError> {
     } else {
         Err(Config::invalid(declared.key, Some(value)))
     }
+}
+
+/// A decimal as people type one (`50`, `0.1`, `12.5`): digits and at most one dot, so Rust's
+/// float grammar (`inf`, `NaN`, `1e2`, `+5`, `-0`) cannot slip through; finite.
+fn plain_decimal(value: &str) -> Option<f64> {
+    let plain = value.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        && value.bytes().filter(|&b| b == b'.').count() <= 1
+        && value.bytes().any(|b| b.is_ascii_digit());
+    if !plain {
+        return None;
+    }
+    value.parse::<f64>().ok().filter(|n| n.is_finite())
 }
 
 /// `value` as an http(s) URL with a host, or `None`.
@@ -645,6 +662,71 @@ mod tests {
                     "{name}={bad}: {err}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn every_decimal_is_refused_just_outside_its_range_and_taken_at_its_ends() {
+        let mut seen = 0;
+        for v in VARS {
+            let Check::Decimal { min, max, .. } = v.check else {
+                continue;
+            };
+            seen += 1;
+            let name = v.name();
+            for ok in [min, max, (min + max) / 2.0] {
+                let loaded = load(&[(&name, &ok.to_string())]);
+                assert!(loaded.is_ok(), "{name}={ok}: {:?}", loaded.err());
+            }
+            // Just outside at the precision people type: a tenth below the least, a tenth over.
+            let below = format!("{:.2}", min - 0.01);
+            let over = format!("{:.1}", max + 0.1);
+            for bad in [
+                below.as_str(),
+                over.as_str(),
+                "-1",
+                "1e1",
+                "NaN",
+                "inf",
+                "+5",
+                "1.2.3",
+                ".",
+                "",
+            ] {
+                if bad.is_empty() {
+                    continue; // empty is unset, not refused
+                }
+                let err = load(&[(&name, bad)]).expect_err(&format!("{name}={bad}"));
+                assert_eq!(err.var, name, "{name}={bad}");
+                let line = err.to_string();
+                assert!(line.contains(&max.to_string()), "{name}={bad}: {line}");
+                assert!(line.contains("decimal number"), "{name}={bad}: {line}");
+            }
+        }
+        assert_eq!(seen, 4, "the four pressure thresholds are decimals");
+    }
+
+    #[test]
+    fn pressure_thresholds_read_as_typed_and_show_without_a_fraction() {
+        let config = load(&[
+            ("WATCHDOG_PRESSURE_CPU_PCT", "0.1"),
+            ("WATCHDOG_PRESSURE_IO_PCT", "100"),
+            ("WATCHDOG_PRESSURE_LOAD_PCT", "10000"),
+        ])
+        .unwrap()
+        .config;
+        assert_eq!(config.pressure_cpu_pct, Decimal(0.1));
+        assert_eq!(config.pressure_io_pct, Decimal(100.0));
+        assert_eq!(config.pressure_memory_pct, Decimal(10.0));
+        let lines = config.display_lines();
+        for line in [
+            "WATCHDOG_PRESSURE_CPU_PCT=0.1",
+            "WATCHDOG_PRESSURE_IO_PCT=100",
+            "WATCHDOG_PRESSURE_MEMORY_PCT=10",
+            "WATCHDOG_PRESSURE_LOAD_PCT=10000",
+            "WATCHDOG_PRESSURE_ENABLED=false",
+        ] {
+            assert!(lines.contains(&line.to_string()), "{line}: {lines:?}");
         }
     }
 

@@ -12,12 +12,14 @@ use std::time::Duration;
 use rustls::pki_types::CertificateDer;
 
 use watchdog_collectors::pattern::PatternSet;
+use watchdog_collectors::pressure::Thresholds;
 
 use super::{http_url, Config, ConfigError, Loaded};
 use crate::engine::Rules;
 use crate::model::{comma_list, Lang};
 use crate::notify::{alertmanager::Auth, ChannelSettings, TelegramSettings};
 use crate::signals::jobs::JobsRules;
+use crate::signals::pressure::PressureRules;
 use crate::signals::proc::ProcRules;
 use crate::tls::SharedConfig;
 
@@ -33,6 +35,8 @@ pub struct Settings {
     pub proc: Option<ProcSettings>,
     /// `None` while the jobs collector is off.
     pub jobs: Option<JobsSettings>,
+    /// `None` while the pressure collector is off.
+    pub pressure: Option<PressureSettings>,
     pub delivery: DeliverySettings,
     /// Where the endpoint listens; `None` for `off`.
     pub listen: Option<SocketAddr>,
@@ -102,6 +106,17 @@ impl std::fmt::Debug for EndpointSettings {
             .field("token", &self.token.as_ref().map(|_| "***"))
             .finish()
     }
+}
+
+/// The pressure collector and its signal builder.
+#[derive(Debug, Clone)]
+pub struct PressureSettings {
+    /// The proc root: its `pressure/`, `loadavg`, `stat` and, while under pressure, its pids.
+    pub root: PathBuf,
+    pub thresholds: Thresholds,
+    /// How many top CPU consumers to name; 0 never samples processes.
+    pub top: usize,
+    pub rules: PressureRules,
 }
 
 /// Delivery: the channels, and how the outboxes behave.
@@ -187,6 +202,19 @@ impl Settings {
         } else {
             None
         };
+        let pressure = config.pressure_enabled.then(|| PressureSettings {
+            root: config.proc_root.clone(),
+            thresholds: Thresholds {
+                cpu_pct: config.pressure_cpu_pct.0,
+                memory_pct: config.pressure_memory_pct.0,
+                io_pct: config.pressure_io_pct.0,
+                load_pct: config.pressure_load_pct.0,
+            },
+            top: config.pressure_top,
+            rules: PressureRules {
+                for_s: config.pressure_for_s,
+            },
+        });
         Ok(Self {
             host: resolve_host(&config.host),
             lang: config.lang,
@@ -199,11 +227,13 @@ impl Settings {
             rules: Rules {
                 proc_cooldown_s: config.proc_cooldown_s,
                 jobs_cooldown_s: config.jobs_cooldown_s,
+                pressure_cooldown_s: config.pressure_cooldown_s,
                 collector_fail_ticks: config.collector_fail_ticks,
                 collector_fail_cooldown_s: config.collector_fail_cooldown_s,
             },
             proc,
             jobs,
+            pressure,
             delivery: DeliverySettings {
                 channels: channel_settings(config),
                 outbox_max: config.outbox_max,
@@ -227,6 +257,9 @@ impl Settings {
         }
         if self.jobs.is_some() {
             names.push("jobs");
+        }
+        if self.pressure.is_some() {
+            names.push("pressure");
         }
         names
     }

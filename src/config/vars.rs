@@ -21,7 +21,7 @@ pub enum LogFormat {
 }
 
 /// What a variable accepts, checked on its text before anything else reads it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Check {
     /// A whole number in `min..=max`, in `unit`; `note` says what a special value means.
     Whole {
@@ -29,6 +29,12 @@ pub enum Check {
         max: u64,
         unit: &'static str,
         note: &'static str,
+    },
+    /// A plain decimal (`50`, `0.1`: digits and at most one dot) in `min..=max`, in `unit`.
+    Decimal {
+        min: f64,
+        max: f64,
+        unit: &'static str,
     },
     /// `true` or `false`.
     Bool,
@@ -65,6 +71,9 @@ impl Check {
                     format!("a whole number of {unit}, at least {min} and at most {max}{note}")
                 }
             }
+            Check::Decimal { min, max, unit } => {
+                format!("a decimal number of {unit}, at least {min} and at most {max}")
+            }
             Check::Bool => "true or false".into(),
             Check::OneOf(words) => words.join(" or "),
             Check::Url => "an http:// or https:// URL".into(),
@@ -77,6 +86,7 @@ impl Check {
     pub fn range(&self) -> String {
         match *self {
             Check::Whole { min, max, .. } => format!("{min}-{max}"),
+            Check::Decimal { min, max, .. } => format!("{min}-{max}"),
             Check::Bool => "`true`, `false`".into(),
             Check::OneOf(words) => words
                 .iter()
@@ -108,6 +118,23 @@ pub enum Shown {
     Origin,
     /// Secrets: `***` when set.
     Never,
+}
+
+/// A decimal setting, written back as people type it: `50`, not `50.0`; `0.1`.
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Deserialize)]
+#[serde(transparent)]
+pub struct Decimal(pub f64);
+
+impl Serialize for Decimal {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        // Whole values within i64's exact range print without a fraction; the range check
+        // keeps every declared decimal far inside it.
+        if self.0.fract() == 0.0 && self.0.abs() < 1e15 {
+            serializer.serialize_i64(self.0 as i64)
+        } else {
+            serializer.serialize_f64(self.0)
+        }
+    }
 }
 
 /// One variable's declaration.
@@ -173,6 +200,13 @@ const fn whole_off(max: u64, unit: &'static str) -> Check {
         note: "0 turns it off",
     }
 }
+
+/// A PSI threshold: the percent of time some task stalled, 0.1 to 100.
+const PSI_PCT: Check = Check::Decimal {
+    min: 0.1,
+    max: 100.0,
+    unit: "percent",
+};
 
 const DAY_S: u64 = 86_400;
 const COOLDOWN_MAX_S: u64 = 30 * DAY_S;
@@ -275,6 +309,24 @@ declare! {
             "How many hours an ended job's group or session is watched at most.";
         jobs_cooldown_s: u64 = 1800, whole(0, COOLDOWN_MAX_S, "seconds"),
             "Seconds between reminders of `agent_hung` and `job_leftover` alerts.";
+    }
+    "pressure" {
+        pressure_enabled: bool = false, Check::Bool,
+            "The pressure collector. Off, it opens nothing. On, it reads three small PSI files per tick while calm.";
+        pressure_cpu_pct: Decimal = Decimal(50.0), PSI_PCT,
+            "CPU is under pressure while PSI `some avg60` is at or above this percent.";
+        pressure_memory_pct: Decimal = Decimal(10.0), PSI_PCT,
+            "Memory is under pressure while PSI `some avg60` is at or above this percent.";
+        pressure_io_pct: Decimal = Decimal(30.0), PSI_PCT,
+            "IO is under pressure while PSI `some avg60` is at or above this percent.";
+        pressure_load_pct: Decimal = Decimal(150.0), Check::Decimal { min: 1.0, max: 10_000.0, unit: "percent" },
+            "Without PSI: CPU is under pressure while the 1-minute load per online CPU, in percent, is at or above this.";
+        pressure_for_s: u64 = 300, whole(0, DAY_S, "seconds"),
+            "How long pressure must stay at or above its threshold to alert, and below it to recover; 0 means at once.";
+        pressure_top: usize = 5, whole(0, 50, "processes"),
+            "How many top CPU consumers an alert names, sampled only while a resource is under pressure; 0 samples none.";
+        pressure_cooldown_s: u64 = 1800, whole(0, COOLDOWN_MAX_S, "seconds"),
+            "Seconds between reminders while the host stays under pressure.";
     }
     "proc" {
         proc_enabled: bool = false, Check::Bool,

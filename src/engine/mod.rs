@@ -25,7 +25,7 @@ pub enum CollectorTick {
     /// It looked: these are its signals, the entities it saw but could not read, given as id
     /// prefixes (`proc:7` holds `proc:7:<any start>`), the entities it stopped watching
     /// (`forget`: dropped without a recovery, since nothing says they are over), and what its
-    /// builders remember for the next tick.
+    /// builders remember for the next tick (jobs and pressure).
     Ok {
         signals: Vec<Signal>,
         unreadable: Vec<String>,
@@ -53,6 +53,7 @@ impl CollectorTick {
 pub struct Rules {
     pub proc_cooldown_s: u64,
     pub jobs_cooldown_s: u64,
+    pub pressure_cooldown_s: u64,
     /// Consecutive failed ticks after which a collector's blindness is itself an alert.
     pub collector_fail_ticks: u32,
     pub collector_fail_cooldown_s: u64,
@@ -63,6 +64,7 @@ impl Rules {
         match kind {
             Kind::ProcBlocking => self.proc_cooldown_s,
             Kind::AgentHung | Kind::JobLeftover => self.jobs_cooldown_s,
+            Kind::HostPressure => self.pressure_cooldown_s,
             Kind::CollectorFailing => self.collector_fail_cooldown_s,
             // Test events never enter the state; a cooldown of none is as good as any.
             Kind::Test => 0,
@@ -230,6 +232,7 @@ pub fn decide(
                 match memory {
                     Some(Memory::Jobs(memory)) => tick.state.jobs = memory,
                     Some(Memory::Proc(memory)) => tick.state.proc = memory,
+                    Some(Memory::Pressure(pressure)) => tick.state.pressure = pressure,
                     None => {}
                 }
             }

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Facts, JobsMemory, Kind, ProcMemory, Unix};
+use crate::model::{Facts, JobsMemory, Kind, PressureMemory, ProcMemory, Unix};
 
 /// What the engine remembers of one entity that fired.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -35,6 +35,8 @@ pub struct AlertState {
     pub(super) jobs: JobsMemory,
     /// What the proc builder remembers between ticks.
     pub(super) proc: ProcMemory,
+    /// What the pressure builder remembers between ticks.
+    pub(super) pressure: PressureMemory,
 }
 
 /// The on-disk shape of [`AlertState`]: JSON maps need string keys.
@@ -47,6 +49,8 @@ struct StateFile {
     jobs: JobsMemory,
     #[serde(default, skip_serializing_if = "ProcMemory::is_empty")]
     proc: ProcMemory,
+    #[serde(default)]
+    pressure: PressureMemory,
 }
 
 const STATE_VERSION: u32 = 1;
@@ -65,6 +69,7 @@ impl From<StateFile> for AlertState {
             fail_streaks: file.fail_streaks,
             jobs: file.jobs,
             proc: file.proc,
+            pressure: file.pressure,
         }
     }
 }
@@ -84,6 +89,7 @@ impl From<AlertState> for StateFile {
             fail_streaks: state.fail_streaks,
             jobs: state.jobs,
             proc: state.proc,
+            pressure: state.pressure,
         }
     }
 }
@@ -150,6 +156,11 @@ impl AlertState {
         &self.proc
     }
 
+    /// What the pressure builder remembered on the last tick that read the pressure files.
+    pub fn pressure(&self) -> &PressureMemory {
+        &self.pressure
+    }
+
     pub fn fail_streak(&self, collector: &str) -> u32 {
         self.fail_streaks.get(collector).copied().unwrap_or(0)
     }
@@ -171,6 +182,11 @@ impl AlertState {
         dropped.sort_unstable();
         self.fail_streaks
             .retain(|name, _| enabled.contains(&name.as_str()));
+        if !enabled.contains(&"pressure") {
+            // A run above the threshold that nobody watched is not one: start over when it is
+            // switched on again, rather than fire at once on a week-old `above_since`.
+            self.pressure = PressureMemory::default();
+        }
         dropped
             .into_iter()
             .filter_map(|(kind, entity)| self.remove(kind, &entity))

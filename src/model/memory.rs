@@ -2,15 +2,17 @@
 //!
 //! The jobs builders remember, per job, its host pid and start time, and its pgid and session
 //! only where the job's pid leads them. The proc builder remembers, per process group, its
-//! matching members, so a member that cannot be read next tick (and so has no known pgid)
-//! still holds its group. decide() carries this memory through and returns it in its outcome,
-//! so it is saved in the same write as the alert state it explains.
+//! matching members, so a member that cannot be read next tick (and so has no known pgid) still
+//! holds its group. The pressure builder remembers, per resource, since when it has been above
+//! (or, while active, below) its threshold. decide() carries this memory
+//! through and returns it in its outcome, so it is saved in the same write as the alert state it
+//! explains; a collection that failed changes none of it.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::Unix;
+use super::{ContainerFacts, Resource, Unix};
 
 /// What the watchdog remembers of one job, in its own state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,6 +26,9 @@ pub struct Remembered {
     pub session: Option<u32>,
     /// When it ended: its `ended_at`, or the first tick it was seen ended or gone from the list.
     pub ended_at: Option<Unix>,
+    /// Where its process ran, so its leftovers can say so after it is gone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<ContainerFacts>,
 }
 
 /// Remembered jobs, by id.
@@ -64,4 +69,23 @@ impl ProcMemory {
 pub enum Memory {
     Jobs(JobsMemory),
     Proc(ProcMemory),
+    Pressure(PressureMemory),
+}
+
+/// What the pressure builder remembers of one resource.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PressureTrack {
+    /// Whether its entity is active: it stays so until `some avg60` has been below the
+    /// threshold for `WATCHDOG_PRESSURE_FOR_S`.
+    pub active: bool,
+    /// The first tick of the current run at or above the threshold.
+    pub above_since: Option<Unix>,
+    /// While active: the first tick of the current run below the threshold.
+    pub below_since: Option<Unix>,
+}
+
+/// Remembered resources; a resource with no source on this host has no entry.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PressureMemory {
+    pub resources: BTreeMap<Resource, PressureTrack>,
 }

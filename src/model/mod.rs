@@ -11,9 +11,12 @@ mod failure;
 mod memory;
 mod strings;
 
-pub use facts::{CollectorFacts, Facts, HungReason, JobFacts, ProcFacts, Stop, TestFacts};
+pub use facts::{
+    CollectorFacts, ContainerFacts, Facts, HungReason, JobFacts, PressureFacts, PressureSource,
+    ProcFacts, Resource, Stop, TestFacts, TopConsumer, TopStatus,
+};
 pub use failure::CollectFailure;
-pub use memory::{JobsMemory, Memory, ProcMemory, Remembered};
+pub use memory::{JobsMemory, Memory, PressureMemory, PressureTrack, ProcMemory, Remembered};
 pub use strings::{comma_list, cut, escape_markup, mask_url};
 
 use serde::{Deserialize, Serialize};
@@ -57,6 +60,8 @@ pub enum Kind {
     AgentHung,
     /// An ended job whose processes live on.
     JobLeftover,
+    /// The host has been starved of a resource (cpu, memory, io) for a while.
+    HostPressure,
     /// The watchdog itself: a collector has failed tick after tick, so it cannot see.
     CollectorFailing,
     /// `watchdog test-alert`: proves a channel works; says nothing about the host.
@@ -69,6 +74,7 @@ impl Kind {
             Kind::ProcBlocking => "proc_blocking",
             Kind::AgentHung => "agent_hung",
             Kind::JobLeftover => "job_leftover",
+            Kind::HostPressure => "host_pressure",
             Kind::CollectorFailing => "collector_failing",
             Kind::Test => "test",
         }
@@ -79,6 +85,7 @@ impl Kind {
         match self {
             Kind::ProcBlocking => Some("proc"),
             Kind::AgentHung | Kind::JobLeftover => Some("jobs"),
+            Kind::HostPressure => Some("pressure"),
             Kind::CollectorFailing | Kind::Test => None,
         }
     }

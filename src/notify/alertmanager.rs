@@ -17,7 +17,9 @@ use tokio::sync::watch;
 
 use super::{body_excerpt, judge_status, judge_transport, NotifyError};
 use crate::engine::AlertState;
-use crate::model::{mask_url, rfc3339, Alert, EventKind, Kind, Lang, Reason, Unix};
+use crate::model::{
+    mask_url, rfc3339, Alert, ContainerFacts, EventKind, Facts, Kind, Lang, Reason, Unix,
+};
 use crate::text;
 
 /// How long a recovered alert is re-sent as resolved, as Prometheus does.
@@ -231,6 +233,7 @@ impl Feed {
         let mut annotations = BTreeMap::new();
         annotations.insert("summary".into(), summary);
         annotations.insert("description".into(), description);
+        annotations.extend(changing_facts(&alert.facts));
         AmAlert {
             labels,
             annotations,
@@ -238,6 +241,38 @@ impl Feed {
             ends_at: rfc3339(ends_at),
         }
     }
+}
+
+/// Facts that change from tick to tick, or go missing on a tick whose read failed: the top
+/// consumers, the container id and pod uid. Annotations, never labels: a label that changes
+/// splits one alert into two.
+fn changing_facts(facts: &Facts) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let container = match facts {
+        Facts::Proc(f) => f.container.as_ref(),
+        Facts::Job(f) => f.container.as_ref(),
+        Facts::Pressure(f) => {
+            let top: Vec<String> = f
+                .top
+                .iter()
+                .map(|t| format!("{} pid {} {:.0}%", t.comm, t.pid, t.cpu_pct))
+                .collect();
+            if !top.is_empty() {
+                out.push(("top".to_string(), top.join(", ")));
+            }
+            f.top.first().and_then(|t| t.container.as_ref())
+        }
+        Facts::Collector(_) | Facts::Test(_) => None,
+    };
+    if let Some(ContainerFacts { id, pod_uid, .. }) = container {
+        if let Some(id) = id {
+            out.push(("container_id".to_string(), id.clone()));
+        }
+        if let Some(uid) = pod_uid {
+            out.push(("pod_uid".to_string(), uid.clone()));
+        }
+    }
+    out
 }
 
 /// Alertmanager as a sink of the runner: the feed, the newest set, and one task per URL that
@@ -295,7 +330,91 @@ mod tests {
     use super::*;
 
     #[test]
+    fn host_pressure_is_labelled_by_resource_and_its_changing_facts_are_annotations() {
+        let facts: Facts = serde_json::from_value(serde_json::json!({
+            "resource": "cpu", "source": "psi", "some_avg10": 88.1, "some_avg60": 83.4,
+            "some_avg300": 61.2, "full_avg60": null, "threshold_pct": 50.0,
+            "above_since": 1795000000, "top_status": "sampled",
+            "top": [{"pid": 4121, "comm": "pytest", "cmdline": "pytest", "cpu_pct": 190.0,
+                     "orphaned": true, "entity": "proc:4121:1", "stuck_s": 183600,
+                     "container": {"runtime": "containerd", "id": "ab12", "pod_uid": "8ae5-uid",
+                                   "unit": null}},
+                    {"pid": 500, "comm": "node", "cmdline": "node", "cpu_pct": 3.0,
+                     "orphaned": false, "entity": null, "container": null}]
+        }))
+        .unwrap();
+        let alert = Alert {
+            event: EventKind::Fire,
+            kind: Kind::HostPressure,
+            entity: "pressure:cpu".into(),
+            since: 1_795_000_300,
+            at: 1_795_000_300,
+            facts,
+            reason: Reason::First,
+        };
+        let feed = Feed::new("ci-runner-3".into(), Lang::En, 1_795_000_000, 600);
+        let am = feed.alert(&alert, 1_795_000_900);
+        let labels: Vec<(&str, &str)> = am
+            .labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            labels,
+            [
+                ("alertname", "WatchdogHostPressure"),
+                ("entity", "pressure:cpu"),
+                ("host", "ci-runner-3"),
+                ("kind", "host_pressure"),
+                ("resource", "cpu"),
+            ]
+        );
+        assert_eq!(
+            am.annotations["top"],
+            "pytest pid 4121 190%, node pid 500 3%"
+        );
+        assert_eq!(am.annotations["container_id"], "ab12");
+        assert_eq!(am.annotations["pod_uid"], "8ae5-uid");
+    }
+
+    #[test]
+    fn a_container_is_an_annotation_so_a_failed_cgroup_read_never_splits_an_alert() {
+        let proc = |container: serde_json::Value| -> Alert {
+            let facts: Facts = serde_json::from_value(serde_json::json!({
+                "pid": 7, "ppid": 1, "pgid": 7, "session": 7, "state": "S", "comm": "pytest",
+                "age_s": 7200, "cmdline": "pytest", "orphaned": true, "parent": "tini",
+                "group_leader_alive": true, "cpu_pct": 0.1, "rss_bytes": 1,
+                "container": container
+            }))
+            .unwrap();
+            Alert {
+                event: EventKind::Fire,
+                kind: Kind::ProcBlocking,
+                entity: "proc:7:1".into(),
+                since: 1_795_000_000,
+                at: 1_795_000_000,
+                facts,
+                reason: Reason::First,
+            }
+        };
+        let feed = Feed::new("h".into(), Lang::En, 1_795_000_000, 600);
+        let seen = feed.alert(
+            &proc(
+                serde_json::json!({"runtime": "docker", "id": "e701", "pod_uid": null,
+                                      "unit": null}),
+            ),
+            1_795_000_600,
+        );
+        let unread = feed.alert(&proc(serde_json::Value::Null), 1_795_000_600);
+        assert_eq!(seen.labels, unread.labels, "the same alert either way");
+        assert_eq!(seen.annotations["container_id"], "e701");
+        assert!(!unread.annotations.contains_key("container_id"));
+        assert!(!seen.labels.contains_key("container_id"));
+    }
+
+    #[test]
     fn alertnames_are_camel_case_of_the_kind() {
+        assert_eq!(alertname(Kind::HostPressure), "WatchdogHostPressure");
         assert_eq!(alertname(Kind::ProcBlocking), "WatchdogProcBlocking");
         assert_eq!(
             alertname(Kind::CollectorFailing),

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+use watchdog_collectors::pressure::Sampling;
 use watchdog_collectors::{CollectRequest, Collector};
 
 pub use clock::Clock;
@@ -80,7 +81,7 @@ impl Daemon {
     /// # Errors
     /// A channel that cannot be set up, a state dir that cannot be written, a taken port.
     pub fn new(settings: Settings, clock: Clock) -> Result<Self, RunError> {
-        let collectors = collect::build(&settings)?;
+        let collectors = collect::build(&settings, Sampling::Interval)?;
         Self::with_collectors(settings, clock, collectors)
     }
 
@@ -246,7 +247,8 @@ impl Daemon {
             match &outcome.result {
                 None => {}
                 Some(Ok(observation)) => {
-                    let derived = collect::derive(observation, &self.settings, &self.state, at);
+                    let past = collect::Past::Kept(&self.state);
+                    let derived = collect::derive(observation, &self.settings, past, &signals, at);
                     signals.extend(derived.signals.iter().cloned());
                     ticks.push((outcome.name, derived.into_tick()));
                 }

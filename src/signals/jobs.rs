@@ -11,6 +11,7 @@
 
 use watchdog_collectors::jobs::{Job, JobsScan, ProcBrief};
 
+use super::container_facts;
 use crate::model::{Facts, HungReason, JobFacts, JobsMemory, Kind, Remembered, Signal, Stop, Unix};
 
 /// Thresholds of the jobs builders, in seconds; `None` turns a check off.
@@ -120,6 +121,7 @@ pub fn build(scan: &JobsScan, memory: &JobsMemory, now: Unix, rules: &JobsRules)
             stop: job_stop(known.pgid, &members),
             members: members.clone(),
             ended_s: Some(ended_s),
+            container: known.container.clone(),
         };
         if members.is_empty() {
             // Nothing of it is left: the watch closes.
@@ -163,7 +165,18 @@ fn hung(
                     facts.reasons.push(HungReason::PidReused);
                     facts.pid_comm = Some(p.comm.clone());
                 } else {
+                    // Only the job's own process says where the job runs; a reused pid does not.
+                    facts.container = p.container.as_ref().map(container_facts);
                     let leads = |id: u32| (id == p.pid).then_some(id);
+                    // A tick whose `cgroup` read failed keeps what an earlier one saw of the
+                    // same process.
+                    let container = facts.container.clone().or_else(|| {
+                        memory
+                            .jobs
+                            .get(&job.id)
+                            .filter(|known| known.start_ticks == p.start_ticks)
+                            .and_then(|known| known.container.clone())
+                    });
                     memory.jobs.insert(
                         job.id.clone(),
                         Remembered {
@@ -175,6 +188,7 @@ fn hung(
                             pgid: leads(p.pgid),
                             session: leads(p.session),
                             ended_at: None,
+                            container,
                         },
                     );
                     facts.pgid = leads(p.pgid);
@@ -218,6 +232,7 @@ fn job_facts(job: &Job, host_pid: Option<u32>, now: Unix) -> JobFacts {
         members: Vec::new(),
         ended_s: None,
         stop: Stop::None,
+        container: None,
     }
 }
 
@@ -269,6 +284,7 @@ mod tests {
             start_ticks: 1,
             age_s,
             comm: "agent".into(),
+            container: None,
         }
     }
 
@@ -446,6 +462,85 @@ mod tests {
         );
         assert!(gone.memory.has_open_watch());
         gone.memory
+    }
+
+    fn docker(id_char: char) -> watchdog_collectors::cgroup::Container {
+        watchdog_collectors::cgroup::Container {
+            runtime: watchdog_collectors::cgroup::Runtime::Docker,
+            id: Some(id_char.to_string().repeat(64)),
+            pod_uid: None,
+            unit: None,
+            rootless_uid: None,
+        }
+    }
+
+    fn container_of(signal: &Signal) -> Option<String> {
+        match &signal.facts {
+            Facts::Job(f) => f.container.as_ref().and_then(|c| c.id.clone()),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_job_says_where_its_own_process_runs_and_its_leftovers_remember_it() {
+        let mut agent = process(42, 42, 42, 60);
+        agent.container = Some(docker('a'));
+        let running = build(
+            &scan(vec![job("7", Some(42), 60)], vec![agent.clone()], false),
+            &JobsMemory::default(),
+            NOW - 10,
+            &rules(),
+        );
+        assert_eq!(container_of(&running.signals[0]), Some("a".repeat(64)));
+
+        // A tick whose cgroup read failed keeps what the last one saw of the same process.
+        let mut unread = agent.clone();
+        unread.container = None;
+        let again = build(
+            &scan(vec![job("7", Some(42), 60)], vec![unread], false),
+            &running.memory,
+            NOW - 5,
+            &rules(),
+        );
+        assert_eq!(
+            again.memory.jobs["7"]
+                .container
+                .as_ref()
+                .and_then(|c| c.id.clone()),
+            Some("a".repeat(64))
+        );
+
+        let gone = build(&scan(vec![], vec![], false), &again.memory, NOW, &rules());
+        let leftover = build(
+            &scan(vec![], vec![process(43, 42, 42, 70)], true),
+            &gone.memory,
+            NOW + 300,
+            &rules(),
+        );
+        let signal = leftover
+            .signals
+            .iter()
+            .find(|s| s.kind == Kind::JobLeftover)
+            .expect("a leftover");
+        assert_eq!(
+            container_of(signal),
+            Some("a".repeat(64)),
+            "where the job ran"
+        );
+    }
+
+    #[test]
+    fn a_reused_pid_does_not_say_where_the_job_runs() {
+        let mut stranger = process(42, 42, 42, 10);
+        stranger.container = Some(docker('b'));
+        let built = build(
+            &scan(vec![job("7", Some(42), 600)], vec![stranger], false),
+            &JobsMemory::default(),
+            NOW,
+            &rules(),
+        );
+        assert_eq!(reasons(&built), [HungReason::PidReused]);
+        assert_eq!(container_of(&built.signals[0]), None);
     }
 
     #[test]

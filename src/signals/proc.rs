@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use watchdog_collectors::proc::{ProcScan, ProcessInfo};
 
+use super::container_facts;
 use crate::model::{Facts, Kind, ProcFacts, ProcMemory, Signal, Stop};
 
 /// Parents whose adopted children have lost the process that started them: init systems and
@@ -165,6 +166,7 @@ fn signal(members: &[&ProcessInfo], ticks_per_second: u64, rules: &ProcRules) ->
         group_cpu_pct: grouped.then(|| round1(members.iter().map(|p| cpu(p)).sum())),
         group_rss_bytes: grouped.then(|| members.iter().map(|p| p.rss_bytes).sum()),
         stop,
+        container: oldest.container.as_ref().map(container_facts),
     };
     Signal {
         kind: Kind::ProcBlocking,
@@ -220,6 +222,7 @@ mod tests {
             cmdline: format!("pytest {pid}"),
             parent_comm: Some("python3".into()),
             group_leader_alive: true,
+            container: None,
         }
     }
 
@@ -309,6 +312,39 @@ mod tests {
         assert!(is_orphaned(&by_tini));
         assert!(is_orphaned(&leaderless));
         assert!(!is_orphaned(&owned));
+    }
+
+    #[test]
+    fn a_group_says_where_its_oldest_member_runs() {
+        use watchdog_collectors::cgroup::{Container, Runtime};
+        let mut oldest = process(100, 100, 4000);
+        oldest.container = Some(Container {
+            runtime: Runtime::Containerd,
+            id: Some("c".repeat(64)),
+            pod_uid: Some("8ae57dcd-0f37-412d-88b7-e23d65f6cad4".into()),
+            unit: None,
+            rootless_uid: None,
+        });
+        let signals = build(
+            &scan(vec![process(101, 100, 10), oldest]),
+            &ProcMemory::default(),
+            &PGID,
+        )
+        .signals;
+        let container = facts(&signals[0]).container.clone().expect("attributed");
+        assert_eq!(container.runtime, "containerd");
+        assert_eq!(container.short_id(), Some("cccccccccccc"));
+        assert_eq!(
+            container.pod_uid.as_deref(),
+            Some("8ae57dcd-0f37-412d-88b7-e23d65f6cad4")
+        );
+        let alone = build(
+            &scan(vec![process(7, 7, 10)]),
+            &ProcMemory::default(),
+            &PGID,
+        )
+        .signals;
+        assert_eq!(facts(&alone[0]).container, None, "unknown stays unknown");
     }
 
     #[test]

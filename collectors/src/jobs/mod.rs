@@ -4,7 +4,8 @@
 //! query on a SQLite file. Then it reads, under the proc root, what the jobs need: the `stat` of
 //! each job's pid; the `stat` of every process while a leftover watch is open or when job pids
 //! are in another pid namespace; and then also the `cmdline` of every process (to find the
-//! orchestrator's init) and the `status` of that init's descendants (for `NSpid:`). Never
+//! orchestrator's init) and the `status` of that init's descendants (for `NSpid:`), and the
+//! `cgroup` of each job's own host pid (which container it runs in), of no other process. Never
 //! `environ`. It knows nothing of signals: which job is hung is the root crate's to decide.
 //!
 //! A source that cannot be read, answers non-2xx, returns junk or no list, or lists a job with
@@ -23,6 +24,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use crate::cgroup::{self, Container};
 use crate::pattern::PatternSet;
 use crate::proc_root::{list_pids_seeing_all, read_uptime, Reader, StatRead};
 use crate::{CollectError, CollectRequest, Collector, Observation};
@@ -41,6 +43,10 @@ pub struct ProcBrief {
     /// Whole seconds since it started, from the tree's own `uptime`.
     pub age_s: u64,
     pub comm: String,
+    /// Where it runs, from its `cgroup`: read for jobs' own pids only, `None` for the rest and
+    /// when it cannot be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<Container>,
 }
 
 /// What one successful jobs collection saw.
@@ -112,6 +118,7 @@ impl JobsCollector {
                 start_ticks: stat.starttime,
                 age_s: age,
                 comm: stat.comm,
+                container: None,
             }
         };
         let mut processes = BTreeMap::new();
@@ -147,6 +154,15 @@ impl JobsCollector {
                 pidns::map_namespace(&mut reader, init_pattern, &processes, root)?
             }
         };
+        // The jobs' own processes only: `host_pids` also maps every other process of the
+        // orchestrator's namespace.
+        for host in jobs.iter().filter_map(|j| host_pids.get(&j.pid?)) {
+            if let Some(process) = processes.get_mut(host) {
+                if process.container.is_none() {
+                    process.container = cgroup::read(root, *host).ok().flatten();
+                }
+            }
+        }
         let (jobs, unknown): (Vec<Job>, Vec<Job>) = jobs.into_iter().partition(|job| {
             let host = job
                 .pid
