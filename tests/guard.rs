@@ -387,6 +387,22 @@ fn a_clean_exit_leaves_nothing_behind_and_names_what_it_killed() {
 }
 
 #[test]
+fn quiet_kills_the_same_and_says_nothing() {
+    let tree = Tree::new("quiet");
+    let _cleanup = Cleanup(tree.marker.clone());
+    let cmd = tree.command(&["--exit", "3", "setsid"]);
+    let mut args = vec!["--quiet", "--"];
+    args.extend(cmd.iter().map(String::as_str));
+    let child = guard(&args).spawn();
+    let (status, stderr) = child.finish(Duration::from_secs(30));
+    assert!(tree.ready(), "{stderr}");
+    assert_eq!(status.code(), Some(3), "{stderr}");
+    assert_eq!(stderr, "");
+    let left = marked(&tree.marker);
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+#[test]
 fn a_comm_with_control_characters_is_shown_escaped() {
     let tree = Tree::new("comm");
     let _cleanup = Cleanup(tree.marker.clone());
