@@ -332,8 +332,13 @@ fn container_cell(container: Option<&ContainerFacts>) -> String {
     }
 }
 
+/// One table row. Cells are shown visibly escaped: a process that writes escape sequences or a
+/// newline into its argv or comm can neither repaint the terminal nor forge a row.
 fn row(cells: &[&str]) -> Vec<String> {
-    cells.iter().map(|c| c.to_string()).collect()
+    cells
+        .iter()
+        .map(|c| crate::escape::visible(c).into_owned())
+        .collect()
 }
 
 /// Left-aligned columns two spaces apart; the last column is not padded.

@@ -17,7 +17,50 @@ use crate::model::{
 pub use container::place;
 
 /// The summary (one line) and the text (a few lines) of `alert`.
+///
+/// Every value a process or an orchestrator controls (comm, command line, parent, job name and
+/// state, the collector's error) is shown visibly escaped ([`crate::escape::visible`]): a
+/// process can neither repaint a terminal nor forge a line of the text. The event's JSON facts
+/// keep the raw values.
 pub fn render(alert: &Alert, host: &str, lang: Lang) -> (String, String) {
+    let shown = Alert {
+        facts: visible_facts(&alert.facts),
+        ..alert.clone()
+    };
+    let host = crate::escape::visible(host);
+    render_shown(&shown, &host, lang)
+}
+
+/// The facts with every free-text field escaped for display.
+fn visible_facts(facts: &Facts) -> Facts {
+    let v = |s: &String| crate::escape::visible(s).into_owned();
+    let o = |s: &Option<String>| s.as_ref().map(v);
+    let mut shown = facts.clone();
+    match &mut shown {
+        Facts::Proc(f) => {
+            f.comm = v(&f.comm);
+            f.cmdline = v(&f.cmdline);
+            f.parent = o(&f.parent);
+        }
+        Facts::Job(f) => {
+            f.job = v(&f.job);
+            f.name = o(&f.name);
+            f.state = v(&f.state);
+            f.pid_comm = o(&f.pid_comm);
+        }
+        Facts::Collector(f) => f.error = v(&f.error),
+        Facts::Pressure(f) => {
+            for top in &mut f.top {
+                top.comm = v(&top.comm);
+                top.cmdline = v(&top.cmdline);
+            }
+        }
+        Facts::Test(f) => f.sent_by = v(&f.sent_by),
+    }
+    shown
+}
+
+fn render_shown(alert: &Alert, host: &str, lang: Lang) -> (String, String) {
     match &alert.facts {
         Facts::Proc(facts) => {
             let (summary, text) = proc_text(alert, facts, host, lang);

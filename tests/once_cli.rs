@@ -404,3 +404,28 @@ fn once_table_has_a_pressure_section_and_a_container_column() {
     assert!(output.status.success(), "{output:?}");
     insta::assert_snapshot!(stdout(&output));
 }
+
+/// A process writes its own argv and comm: escape sequences, a newline that would start a forged
+/// row, a right-to-left override and a backslash are shown visibly escaped, never raw.
+#[test]
+fn once_table_shows_a_hostile_argv_escaped() {
+    let table = stdout(&once("hostile_argv", &[], &[]));
+    for raw in ["\u{1b}", "\u{202e}", "\nproc:9:1"] {
+        assert!(!table.contains(raw), "{raw:?} printed raw:\n{table}");
+    }
+    assert!(table.contains(r"\x1b[2J"), "{table}");
+    assert!(table.contains(r"\u{202e}evil"), "{table}");
+    insta::assert_snapshot!(table);
+}
+
+#[test]
+fn once_json_keeps_a_hostile_argv_as_json_escapes_it() {
+    let report = json(&once("hostile_argv", &["--json"], &[]));
+    let cmdline = report["signals"][0]["facts"]["cmdline"].as_str().unwrap();
+    assert!(
+        cmdline.contains("\u{1b}[2J"),
+        "JSON keeps its own escaping: {cmdline:?}"
+    );
+    let comm = report["signals"][0]["facts"]["comm"].as_str().unwrap();
+    assert_eq!(comm, "py\u{1b}[31mtest");
+}

@@ -555,3 +555,51 @@ fn proc_and_job_texts_say_where_the_process_runs() {
     );
     assert!(!plain.text.contains("Where it runs"), "{}", plain.text);
 }
+
+/// What a process names itself reaches chat and webhook texts visibly escaped: it can neither
+/// repaint a terminal nor start a line of its own. The JSON facts keep the raw value.
+#[test]
+fn a_hostile_comm_and_argv_are_escaped_in_every_text() {
+    let facts = ProcFacts {
+        comm: "py\u{1b}[31mtest".into(),
+        cmdline: "pytest \u{1b}[2J\nFAKE: all clear \u{202e}evil \u{9b}31m".into(),
+        parent: Some("ti\u{7}ni".into()),
+        ..proc_facts()
+    };
+    for lang in [Lang::En, Lang::Ru] {
+        for event in EVENTS {
+            let alert = alert(
+                event,
+                Facts::Proc(facts.clone()),
+                Kind::ProcBlocking,
+                "proc:100:9200000",
+            );
+            let rendered = Event::render(&alert, "ci-runner-3", lang);
+            for text in [&rendered.summary, &rendered.text] {
+                for raw in ['\u{1b}', '\u{7}', '\u{202e}', '\u{9b}'] {
+                    assert!(
+                        !text.contains(raw),
+                        "{lang:?} {event:?}: {raw:?} in {text:?}"
+                    );
+                }
+                assert!(!text.contains("\nFAKE"), "{lang:?} {event:?}: {text}");
+            }
+            assert!(
+                rendered.summary.contains(r"py\x1b[31mtest"),
+                "{}",
+                rendered.summary
+            );
+            if event != EventKind::Recovery {
+                assert!(
+                    rendered.text.contains(r"\x1b[2J\x0aFAKE"),
+                    "{}",
+                    rendered.text
+                );
+                assert!(rendered.text.contains(r"\u{202e}evil"), "{}", rendered.text);
+            }
+            if let Facts::Proc(kept) = &rendered.facts {
+                assert_eq!(kept.comm, facts.comm, "the facts keep the raw value");
+            }
+        }
+    }
+}
