@@ -497,7 +497,14 @@ fn run_captures(sleepers: &[Sleeper], format: &str) -> Vec<Capture> {
     captures.push(Capture::new(format!("{run}: /status"), body));
     let (status, metrics) = http_get(port, "/metrics").expect("/metrics answers");
     assert_eq!(status, 200, "{metrics}");
-    assert!(metrics.contains("watchdog_"), "{metrics}");
+    // Counts only, no command line: it must count them all, and the other pytest processes
+    // this host may run on top.
+    let active: usize = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(r#"watchdog_signals{kind="proc_blocking",state="active"} "#))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{run}: /metrics counts no active proc signals:\n{metrics}"));
+    assert!(active >= sleepers.len(), "{run}: /metrics counts {active}");
     captures.push(Capture::new(format!("{run}: /metrics"), metrics));
 
     daemon.signal("-TERM");
@@ -547,6 +554,16 @@ fn run_captures(sleepers: &[Sleeper], format: &str) -> Vec<Capture> {
         "{run}: state.json never held every process: {:?}",
         files.keys()
     );
+    // Slack and Telegram refused their first request: their events waited in the outbox.
+    for outbox in ["outbox-slack.json", "outbox-telegram.json"] {
+        let path = state.path().join(outbox).display().to_string();
+        assert!(
+            files.get(&path).is_some_and(|versions| versions
+                .iter()
+                .any(|v| String::from_utf8_lossy(v).contains("***"))),
+            "{run}: {outbox} was never seen holding an event"
+        );
+    }
     let dir = format!("{}/", state.path().display());
     for (path, versions) in files {
         let name = path.strip_prefix(&dir).unwrap_or(&path);
