@@ -5,9 +5,9 @@
 //! represented. `once`, `once --json` and `watchdog run` (debug logs, text and JSON) watch them,
 //! with every sink on loopback: the webhook (which refuses some events, so that dead letters are
 //! written), Slack, Telegram, Alertmanager, `/status`, `/metrics` and every file of the state
-//! dir. Every byte each sink gets is then searched for every secret, as it is and in each
-//! escaping a sink applies, and each sink is shown to have seen every process, so that a sink
-//! that got nothing cannot pass.
+//! dir. Every byte each sink gets is then searched for every secret that cannot turn up there
+//! by chance, as it is and in each escaping a sink applies; and each sink is shown to have seen
+//! every process, so that a sink that got nothing cannot pass.
 //!
 //! Not covered: `history`, which does not exist yet (issue 11). When it does, its table and its
 //! JSON belong in [`Capture`]s here like `once`'s.
@@ -132,10 +132,11 @@ impl Sleeper {
     }
 }
 
-/// The processes, one a case: `sh -c 'sleep 120; exit' pytest <argv of the case>`, so that the
-/// case's argv stands in the shell's own argv, as it would after `python -m pytest` or
-/// `sudo`. They share one process group of their own, and are killed and reaped when this is
-/// dropped, even when the test fails.
+/// The processes, one a case: `sh -c 'sleep 120; exit' pytest <argv of the case>`. The shell
+/// keeps that argv, with the case's whole argv in it after `pytest` as `$1…`, for as long as
+/// it waits for `sleep`. They share one process group of their own, and are killed and reaped
+/// when this is dropped, even when the test fails; `sleep 120` bounds them should the test
+/// itself be killed.
 struct Sleepers {
     children: Vec<Child>,
     pgid: u32,
@@ -236,10 +237,6 @@ impl Capture {
         }
         bytes.extend_from_slice(&request.body);
         Self::new(sink, bytes)
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.bytes).into_owned()
     }
 }
 
@@ -596,16 +593,23 @@ fn no_corpus_secret_reaches_any_sink() {
     // One line per sink and secret, however many captures of that sink hold it.
     let mut leaks = BTreeSet::new();
     let mut searched = 0;
+    let texts: Vec<(&str, String)> = captures
+        .iter()
+        .map(|c| {
+            (
+                c.sink.as_str(),
+                String::from_utf8_lossy(&c.bytes).into_owned(),
+            )
+        })
+        .collect();
     for sleeper in &sleepers.all {
         for secret in sleeper.case.secrets.iter().filter(|s| distinctive(s)) {
             searched += 1;
             let forms = forms(secret);
-            for capture in &captures {
-                let text = capture.text();
+            for (sink, text) in &texts {
                 if forms.iter().any(|form| text.contains(form.as_str())) {
                     leaks.insert(format!(
-                        "{}: the secret {}… of corpus line {} [{}] (pid {})",
-                        capture.sink,
+                        "{sink}: the secret {}… of corpus line {} [{}] (pid {})",
                         head(secret),
                         sleeper.case.line,
                         sleeper.case.category,
