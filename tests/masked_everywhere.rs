@@ -368,7 +368,7 @@ fn alertmanager_saw(requests: &[Request], sleeper: &Sleeper) -> bool {
     requests.iter().any(|r| {
         let alerts: Vec<serde_json::Value> = serde_json::from_slice(&r.body).unwrap_or_default();
         alerts.iter().any(|a| {
-            a["labels"]["pid"] == sleeper.pid.to_string()
+            a["labels"]["pid"].as_str().and_then(|p| p.parse().ok()) == Some(sleeper.pid)
                 && a["annotations"]["description"]
                     .as_str()
                     .is_some_and(|d| d.contains("***"))
