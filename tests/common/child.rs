@@ -83,6 +83,23 @@ impl Logs {
     pub fn pending(&self) -> Vec<String> {
         self.lines.try_iter().collect()
     }
+
+    /// Every line still to come, up to the close of the pipe (the child has exited), waiting
+    /// [`WAIT`] at most: a check over a child's whole output must not miss its last lines.
+    pub fn rest(&self) -> Vec<String> {
+        let deadline = Instant::now() + WAIT;
+        let mut rest = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => rest.push(line),
+                Err(mpsc::RecvTimeoutError::Disconnected) => return rest,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    panic!("the pipe was still open {WAIT:?} later: has the child exited?")
+                }
+            }
+        }
+    }
 }
 
 /// Waits for `child` to exit by itself within `limit`; `None` when it is still running.

@@ -37,14 +37,7 @@ impl Daemon {
     /// The port the endpoint listens on, from the line that says so (bind 127.0.0.1:0 and
     /// read it here: no port is ever picked, released and reused).
     pub fn port(&self) -> u16 {
-        let line = self.logs.line_with(&["serving /metrics"]);
-        let at = line.find("127.0.0.1:").expect("the line names the address") + 10;
-        line[at..]
-            .chars()
-            .take_while(char::is_ascii_digit)
-            .collect::<String>()
-            .parse()
-            .expect("a port number")
+        port_in(&self.logs.line_with(&["serving /metrics"]))
     }
 
     pub fn pid(&self) -> u32 {
@@ -77,4 +70,16 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         reap(&mut self.child);
     }
+}
+
+/// The port in the line where the daemon says it serves `/metrics` on 127.0.0.1, in either
+/// log format.
+pub fn port_in(line: &str) -> u16 {
+    let at = line.find("127.0.0.1:").expect("the line names the address") + 10;
+    line[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .expect("a port number")
 }

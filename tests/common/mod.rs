@@ -10,7 +10,7 @@ mod daemon;
 mod webhook;
 
 pub use child::*;
-pub use daemon::Daemon;
+pub use daemon::{port_in, Daemon};
 pub use webhook::{what, Received, Webhooks, SECRET};
 
 use std::io::Read;

@@ -25,6 +25,8 @@ pub struct Received {
     pub event: serde_json::Value,
     /// The status it was answered.
     pub status: u16,
+    /// The body as it arrived, byte for byte.
+    pub body: Vec<u8>,
 }
 
 impl Received {
@@ -124,6 +126,7 @@ impl Webhooks {
         Received {
             event,
             status: raw.status,
+            body: raw.body,
         }
     }
 }
