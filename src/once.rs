@@ -57,9 +57,9 @@ pub fn main(settings: &Settings, json: bool, check: bool) -> ExitCode {
         }
     }
     if json {
-        println!("{}", report.to_json());
+        print_out(&(report.to_json() + "\n"));
     } else {
-        print!("{}", report.to_table());
+        print_out(&report.to_table());
     }
     if check {
         ExitCode::from(report.check_status())
@@ -86,6 +86,17 @@ fn collect_within(
     let outcomes = runtime.block_on(scheduler.collect(&CollectRequest::default()));
     runtime.shutdown_background();
     Ok(runner::all_known(&outcomes))
+}
+
+/// Writes to stdout; a reader that went away (`once | head`) only cuts the output short.
+fn print_out(text: &str) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    if let Err(error) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        if error.kind() != std::io::ErrorKind::BrokenPipe {
+            tracing::warn!("cannot write the report: {error}");
+        }
+    }
 }
 
 /// The report of one pass, with the events of `run`'s first tick from an empty state, decided

@@ -429,3 +429,25 @@ fn once_json_keeps_a_hostile_argv_as_json_escapes_it() {
     let comm = report["signals"][0]["facts"]["comm"].as_str().unwrap();
     assert_eq!(comm, "py\u{1b}[31mtest");
 }
+
+/// `watchdog once | head -1` closes the pipe early: the output is cut short, with no panic.
+#[test]
+fn once_into_a_closed_pipe_exits_without_a_panic() {
+    let root = fixtures().join("orphaned_pytest");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_watchdog"))
+        .args(["once", "--json"])
+        .env_clear()
+        .env("WATCHDOG_PROC_ENABLED", "true")
+        .env("WATCHDOG_PROC_ROOT", &root)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Nobody reads: the pipe is closed before watchdog writes its report.
+    drop(child.stdout.take());
+    let status = common::exit_within(&mut child, Duration::from_secs(30)).expect("it exits");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_ne!(status.code(), Some(101), "{stderr}");
+}
