@@ -9,9 +9,10 @@
 //! sentence templates with named placeholders (`"[{host}] stuck: {who} running for {age}"`), a
 //! `const EN: Words`, a `const RU: Words` and one `fn words(lang) -> &'static Words`. Which
 //! sentence applies (orphaned or adopted, a group of its own or a shared one, one member or
-//! many, which event) is decided once per kind, in code that names no language; [`fill`] puts
+//! many, which event) is decided once per kind, in code that names no language; `fill` puts
 //! the values in. Adding a language is one more `const` per kind and one more arm in each
-//! `words()`; the catalogue tests then check that every template of it fills completely.
+//! `words()` (the compiler points at every one); the catalogue tests, which cover each
+//! language their `every_lang()` lists, then check that every template of it fills completely.
 //!
 //! - `proc`: `proc_blocking`;
 //! - `job`: `agent_hung` and `job_leftover`;
