@@ -43,8 +43,8 @@ pub const NAME: &str = "pressure";
 pub const TOP_MAX: usize = 50;
 
 /// Parents whose adopted children have lost the process that started them: init systems and
-/// the subreapers that container runtimes put at pid 1 or above a container. The same list as
-/// the root crate's `signals::proc::REAPERS`, kept here until the two are made one.
+/// the subreapers that container runtimes put at pid 1 or above a container. The one list:
+/// the root crate's proc builder judges `orphaned` by it too.
 pub const REAPERS: &[&str] = &[
     "tini",
     "dumb-init",

@@ -800,7 +800,7 @@ fn a_busy_loop_on_the_live_host_is_among_the_top_consumers() {
 }
 
 /// Set in the traced child: `<root>\t<ticks>\t<mode>`.
-const TRACE_CHILD: &str = "WATCHDOG_PRESSURE_TRACE_CHILD";
+const TRACE_CHILD: &str = "PRESSURE_SCENARIOS_TRACE_CHILD";
 
 /// In the child that strace runs, does the traced work and returns true.
 fn run_as_trace_child() -> bool {

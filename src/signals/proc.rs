@@ -17,20 +17,9 @@ use watchdog_collectors::proc::{ProcScan, ProcessInfo};
 use super::container_facts;
 use crate::model::{Facts, Kind, ProcFacts, ProcMemory, Signal, Stop};
 
-/// Parents whose adopted children have lost the process that started them: init systems and
-/// the subreapers that container runtimes put at pid 1 or above a container.
-pub const REAPERS: &[&str] = &[
-    "tini",
-    "dumb-init",
-    "docker-init",
-    "catatonit",
-    "s6-svscan",
-    "systemd",
-    "init",
-    "runit",
-    "conmon",
-    "containerd-shim",
-];
+/// Parents whose adopted children have lost the process that started them: one list, kept
+/// with the collectors, which judge `orphaned` for pressure's top consumers by it too.
+pub use watchdog_collectors::pressure::REAPERS;
 
 /// How matching processes become entities (`WATCHDOG_PROC_GROUP_BY`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
