@@ -1,11 +1,12 @@
-//! Delivery: each channel's outbox and the task that empties it.
+//! Delivery: each channel's queue of undelivered events and the task that empties it.
 //!
-//! Owns the queue of undelivered events per channel and its delivery loop. The tick only adds
-//! to a queue, so delivery never blocks it. The loop sends the oldest event, and on a retryable
+//! Owns the queue per channel and its delivery loop. The tick only adds to a queue, after its
+//! commit, so delivery never blocks it. The loop sends the oldest event, and on a retryable
 //! failure waits (exponential backoff from 1 s, capped at `WATCHDOG_RETRY_MAX_S`, or the
 //! receiver's `Retry-After` within that cap) and sends it again, for as long as the event stays
-//! in the outbox: events go out in order, at least once. A permanent refusal moves the event
-//! to the channel's dead-letter file. Every change of a queue is saved before it counts.
+//! queued: events go out in order, at least once, each with its stable id. A permanent refusal
+//! dead-letters the event. Every outcome is a mark sent to the store's writer thread: nothing
+//! here does I/O on disk or holds a lock across an await.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -17,15 +18,15 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 
 use crate::endpoint::View;
-use crate::event::Event;
 use crate::metrics::{ChannelLabels, Metrics};
+use crate::model::mask_text;
 use crate::notify::{Notifier, NotifyError};
-use crate::store::{push_bounded, Store};
+use crate::store::{push_bounded, Decided, DeliveryStatus, Mark, Queued, Store};
 
 /// One channel: its notifier, its queue and the signals between the tick and its task.
 pub struct Channel {
     notifier: Box<dyn Notifier>,
-    queue: Mutex<VecDeque<Event>>,
+    queue: Mutex<VecDeque<Queued>>,
     /// Wakes the delivery task when events are added.
     wake: Notify,
     /// The queue's length after every change, for shutdown to wait on.
@@ -36,24 +37,26 @@ pub struct Channel {
 }
 
 impl Channel {
-    /// A channel whose queue starts with what its outbox file held.
+    /// A channel whose queue starts with what the store held for it.
     pub fn new(
         notifier: Box<dyn Notifier>,
+        queued: Vec<Queued>,
         store: Store,
         outbox_max: usize,
         view: Arc<View>,
     ) -> Self {
-        let queue = store.load_outbox(notifier.name());
-        let (depth, _) = watch::channel(queue.len());
-        Self {
+        let (depth, _) = watch::channel(0);
+        let channel = Self {
             notifier,
-            queue: Mutex::new(queue),
+            queue: Mutex::new(VecDeque::new()),
             wake: Notify::new(),
             depth,
             store,
             outbox_max,
             view,
-        }
+        };
+        channel.push(queued);
+        channel
     }
 
     /// Counts one event in `counter`, labelled with this channel.
@@ -69,32 +72,52 @@ impl Channel {
         self.lock().len()
     }
 
-    /// Adds events to the outbox, saves it and wakes the delivery task. Over the bound,
-    /// reminders are dropped first; each drop is logged as an error.
-    pub fn enqueue(&self, events: &[Event]) {
+    /// Adds committed events to the queue and wakes the delivery task. Over the bound,
+    /// reminders are dropped first; each drop is marked and logged as an error.
+    pub fn enqueue(&self, events: &[Decided]) {
         if events.is_empty() {
             return;
         }
+        self.push(
+            events
+                .iter()
+                .map(|d| Queued {
+                    seq: d.seq,
+                    event: Arc::clone(&d.event),
+                    attempts: 0,
+                })
+                .collect(),
+        );
+        self.wake.notify_one();
+    }
+
+    fn push(&self, items: Vec<Queued>) {
         let mut queue = self.lock();
-        for event in events {
-            for dropped in push_bounded(&mut queue, event.clone(), self.outbox_max) {
+        for item in items {
+            for dropped in push_bounded(&mut queue, item, self.outbox_max, |q| q.event.event) {
+                let dropped = dropped.0;
                 self.count(&self.view.metrics.events_dropped);
+                self.record(Mark {
+                    seq: dropped.seq,
+                    channel: self.name(),
+                    status: DeliveryStatus::Dropped,
+                    attempts: dropped.attempts,
+                    last_error: Some(format!("outbox full ({} events)", self.outbox_max)),
+                });
                 tracing::error!(
                     channel = self.name(),
-                    id = %dropped.0.id,
-                    event = dropped.0.event.as_str(),
-                    entity = %dropped.0.entity,
+                    id = %dropped.event.id,
+                    event = dropped.event.event.as_str(),
+                    entity = %dropped.event.entity,
                     max = self.outbox_max,
                     "outbox full: dropped an undelivered event"
                 );
             }
         }
-        self.save(&queue);
-        drop(queue);
-        self.wake.notify_one();
+        self.published(queue.len());
     }
 
-    /// Waits until the outbox is empty, or for at most `grace`. Returns whether it emptied.
+    /// Waits until the queue is empty, or for at most `grace`. Returns whether it emptied.
     pub async fn drain(&self, grace: Duration) -> bool {
         let mut depth = self.depth.subscribe();
         tokio::time::timeout(grace, depth.wait_for(|n| *n == 0))
@@ -102,49 +125,77 @@ impl Channel {
             .is_ok_and(|r| r.is_ok())
     }
 
-    fn lock(&self) -> MutexGuard<'_, VecDeque<Event>> {
+    fn lock(&self) -> MutexGuard<'_, VecDeque<Queued>> {
         // A panic while holding the lock leaves a queue that is still a valid queue.
         self.queue
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn save(&self, queue: &VecDeque<Event>) {
-        if let Err(e) = self.store.save_outbox(self.name(), queue) {
-            tracing::error!(channel = self.name(), error = %e, "cannot save the outbox");
-        }
-        self.depth.send_replace(queue.len());
+    fn published(&self, depth: usize) {
+        self.depth.send_replace(depth);
         self.view
             .metrics
             .outbox_depth
             .get_or_create(&Metrics::channel(self.name()))
-            .set(queue.len() as i64);
+            .set(i64::try_from(depth).unwrap_or(i64::MAX));
     }
 
-    /// Removes the event `id` if it is still at the head (the bound may have dropped it).
-    fn remove_head(&self, id: &str) {
+    /// Sends `mark` to the store and to `/status`.
+    fn record(&self, mark: Mark) {
+        self.view.delivery(&mark);
+        self.store.mark(mark);
+    }
+
+    /// The head of the queue, if any.
+    fn head(&self) -> Option<Queued> {
+        self.lock().front().cloned()
+    }
+
+    /// Counts a failed attempt on the head, if it is still `seq`; returns the attempts so far.
+    fn failed(&self, seq: i64) -> u32 {
         let mut queue = self.lock();
-        if queue.front().is_some_and(|e| e.id == id) {
+        match queue.front_mut() {
+            Some(head) if head.seq == seq => {
+                head.attempts = head.attempts.saturating_add(1);
+                head.attempts
+            }
+            _ => 0,
+        }
+    }
+
+    /// Removes the event `seq` if it is still at the head (the bound may have dropped it).
+    fn remove_head(&self, seq: i64) {
+        let mut queue = self.lock();
+        if queue.front().is_some_and(|e| e.seq == seq) {
             queue.pop_front();
-            self.save(&queue);
+            self.published(queue.len());
         }
     }
 }
 
-/// Delivers `channel`'s outbox until the task is aborted.
+/// Delivers `channel`'s queue until the task is aborted.
 pub async fn run(channel: Arc<Channel>, retry_max: Duration) {
     let mut failures: u32 = 0;
     loop {
-        let head = channel.lock().front().cloned();
-        let Some(event) = head else {
+        let Some(head) = channel.head() else {
             channel.wake.notified().await;
             continue;
         };
-        match channel.notifier.send(&event).await {
+        let event = &head.event;
+        let mark = |status, attempts, last_error| Mark {
+            seq: head.seq,
+            channel: channel.name(),
+            status,
+            attempts,
+            last_error,
+        };
+        match channel.notifier.send(event).await {
             Ok(()) => {
                 failures = 0;
                 channel.count(&channel.view.metrics.events_sent);
-                channel.remove_head(&event.id);
+                channel.remove_head(head.seq);
+                channel.record(mark(DeliveryStatus::Delivered, head.attempts + 1, None));
                 tracing::info!(
                     channel = channel.name(),
                     id = %event.id,
@@ -162,23 +213,31 @@ pub async fn run(channel: Arc<Channel>, retry_max: Duration) {
                     .min(retry_max);
                 failures = failures.saturating_add(1);
                 channel.count(&channel.view.metrics.events_failed);
+                let attempts = channel.failed(head.seq);
+                let reason = mask_text(&reason);
                 tracing::warn!(
                     channel = channel.name(),
                     id = %event.id,
-                    attempt = failures,
+                    attempt = attempts,
                     retry_in_s = delay.as_secs_f64(),
                     "delivery failed: {reason}; will retry"
                 );
+                channel.record(mark(DeliveryStatus::Queued, attempts, Some(reason)));
                 tokio::time::sleep(delay).await;
             }
             Err(NotifyError::Permanent { reason }) => {
                 failures = 0;
                 channel.count(&channel.view.metrics.events_dead_lettered);
+                let reason = mask_text(&reason);
                 let path = channel.store.dead_letter_path(channel.name());
-                if let Err(e) = channel.store.dead_letter(channel.name(), &event, &reason) {
-                    tracing::error!(channel = channel.name(), error = %e, "cannot write the dead-letter file");
-                }
-                channel.remove_head(&event.id);
+                channel.remove_head(head.seq);
+                let dead = mark(
+                    DeliveryStatus::DeadLettered,
+                    head.attempts + 1,
+                    Some(reason.clone()),
+                );
+                channel.view.delivery(&dead);
+                channel.store.dead_letter(Arc::clone(event), dead);
                 tracing::error!(
                     channel = channel.name(),
                     id = %event.id,

@@ -3,7 +3,8 @@
 //! Owns the [`View`], what the daemon publishes after every tick for these to read, and the
 //! server (hyper, HTTP/1.1, GET only). It never runs a collection or touches alert state:
 //! a scrape costs an encode, not a scan. Liveness is about the loop only (a down jobs endpoint
-//! must never get the watchdog restarted); readiness also wants every collector seeing.
+//! must never get the watchdog restarted); readiness also wants every collector seeing and the
+//! last commit of the state to have worked.
 //!
 //! A flood must not cost the daemon its descriptors, its CPU or its probes: connections are
 //! capped (at the cap a new one closes the oldest that has not sent a whole request head, so a
@@ -11,7 +12,7 @@
 //! errors (EMFILE) back off instead of spinning. With a token set, `/status` (host command
 //! lines) and `/metrics` need it; the probes stay open.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -31,6 +32,7 @@ use serde::Serialize;
 use crate::metrics::Metrics;
 use crate::model::{Facts, Kind, Signal};
 use crate::report::CollectorReport;
+use crate::store::{HistoryEvent, Mark};
 
 /// What `/status` serves: the last tick, as the runner published it.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -58,6 +60,9 @@ pub struct AlertStatus {
     pub facts: Facts,
 }
 
+/// How many of the newest events `/status` shows.
+pub const RECENT_EVENTS: usize = 20;
+
 /// Ticks that may pass without one finishing before the loop counts as stalled.
 pub const STALL_INTERVALS: u32 = 3;
 
@@ -75,6 +80,18 @@ struct Published {
     /// Per enabled collector: consecutive failed ticks and the last error.
     collectors: Vec<(String, u32, Option<String>)>,
     status: Arc<Status>,
+    /// The newest events with where each went, newest first: `/status`'s `events`.
+    recent: VecDeque<HistoryEvent>,
+    /// Why the last commit of the state failed, while it does.
+    store_error: Option<String>,
+}
+
+/// What `/status` answers: the last tick, and the newest events as they stand now.
+#[derive(Serialize)]
+struct StatusPage<'a> {
+    #[serde(flatten)]
+    status: &'a Status,
+    events: &'a VecDeque<HistoryEvent>,
 }
 
 impl View {
@@ -88,6 +105,8 @@ impl View {
                 last_tick: None,
                 collectors: Vec::new(),
                 status: Arc::new(Status::default()),
+                recent: VecDeque::new(),
+                store_error: None,
             }),
         }
     }
@@ -140,11 +159,48 @@ impl View {
                 format!("collector {name} has failed {streak} ticks in a row: {error}")
             })
             .collect();
-        if blind.is_empty() {
+        let mut reasons = blind;
+        if let Some(error) = &inner.store_error {
+            reasons.push(format!("the state cannot be saved: {error}"));
+        }
+        if reasons.is_empty() {
             Ok(())
         } else {
-            Err(blind.join("; "))
+            Err(reasons.join("; "))
         }
+    }
+
+    /// Records whether the last commit of the state worked.
+    pub fn store_result(&self, result: Result<(), String>) {
+        self.lock().store_error = result.err();
+    }
+
+    /// Adds newly decided events, newest last in `events`.
+    pub fn decided(&self, events: impl IntoIterator<Item = HistoryEvent>) {
+        let mut inner = self.lock();
+        for event in events {
+            inner.recent.push_front(event);
+        }
+        inner.recent.truncate(RECENT_EVENTS);
+    }
+
+    /// Applies a delivery outcome to the event it is about, if it is among the newest.
+    pub fn delivery(&self, mark: &Mark) {
+        let mut inner = self.lock();
+        if let Some(event) = inner.recent.iter_mut().find(|e| e.seq == mark.seq) {
+            event.apply(mark);
+        }
+    }
+
+    /// `/status` as JSON.
+    pub fn status_json(&self) -> String {
+        let status = self.status();
+        let inner = self.lock();
+        let page = StatusPage {
+            status: &status,
+            events: &inner.recent,
+        };
+        serde_json::to_string_pretty(&page).unwrap_or_default()
     }
 
     /// The last published status; shared, so a request never copies it under the lock.
@@ -204,7 +260,7 @@ fn answer(
         "/healthz" => probe(view.live(), "ok"),
         "/readyz" => probe(view.ready(), "ready"),
         "/status" => {
-            let body = serde_json::to_string_pretty(&*view.status()).unwrap_or_default();
+            let body = view.status_json();
             let mut response = text(StatusCode::OK, body + "\n");
             response.headers_mut().insert(
                 hyper::header::CONTENT_TYPE,

@@ -54,6 +54,7 @@ pub struct Metrics {
     pub outbox_depth: Family<ChannelLabels, Gauge>,
     pub last_successful_tick: Gauge<f64, AtomicU64>,
     pub jobs_open_watches: Gauge,
+    pub state_commit_errors: Counter,
 }
 
 /// Seconds: from a millisecond to a minute, for ticks and collections.
@@ -160,6 +161,12 @@ impl Metrics {
             "Undelivered events waiting, by channel",
             outbox_depth.clone(),
         );
+        let state_commit_errors = Counter::default();
+        registry.register(
+            "watchdog_state_commit_errors",
+            "Ticks whose state and events could not be committed to the database",
+            state_commit_errors.clone(),
+        );
         registry.register(
             "watchdog_last_successful_tick_timestamp_seconds",
             "Unix time of the last tick in which every enabled collector worked",
@@ -181,6 +188,7 @@ impl Metrics {
             outbox_depth,
             last_successful_tick,
             jobs_open_watches,
+            state_commit_errors,
         }
     }
 

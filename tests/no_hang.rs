@@ -7,6 +7,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::os::unix::fs::FileTypeExt;
 use std::time::Duration;
 
 use common::{copy_tree, run_within, Server};
@@ -172,34 +173,24 @@ fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'st
 
 #[test]
 fn state_dir_files_that_are_fifos_or_devices_are_refused_without_blocking() {
+    use std::sync::Arc;
     use watchdog::event::Event;
     use watchdog::model::{Alert, CollectorFacts, EventKind, Facts, Kind, Lang, Reason};
-    use watchdog::store::Store;
+    use watchdog::store::{DeliveryStatus, Mark, Store};
     let limit = Duration::from_secs(3);
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
+    // 0.1 files to import, and a dead-letter file, that are not regular files.
     fifo(&dir.path().join("state.json"));
     fifo(&dir.path().join("outbox-webhook.json"));
     std::os::unix::fs::symlink("/dev/zero", dir.path().join("outbox-slack.json")).unwrap();
     fifo(&dir.path().join("dead-letter-webhook.jsonl"));
-    // A leftover temp file that is a FIFO must not block the next save.
-    fifo(&dir.path().join(".state.json.tmp"));
 
-    let s = store.clone();
-    let state = within(limit, move || s.load_state()).expect("load_state returns");
-    assert_eq!(state, watchdog::engine::AlertState::default());
-    let s = store.clone();
-    let outbox = within(limit, move || s.load_outbox("webhook")).expect("a FIFO outbox");
-    assert!(outbox.is_empty());
-    let s = store.clone();
-    let outbox = within(limit, move || s.load_outbox("slack")).expect("a /dev/zero outbox");
-    assert!(outbox.is_empty());
-    let s = store.clone();
-    let saved = within(limit, move || s.save_state(&state)).expect("save_state returns");
-    assert!(saved.is_ok(), "{saved:?}");
-    assert!(std::fs::metadata(dir.path().join("state.json"))
-        .unwrap()
-        .is_file());
+    let path = dir.path().to_path_buf();
+    let opened = within(limit, move || Store::open(&path, &["webhook", "slack"], 20))
+        .expect("open returns");
+    let (store, loaded, writer) = opened.expect("the bad 0.1 files are skipped, not fatal");
+    assert!(loaded.state.is_none());
+    assert!(loaded.outboxes.iter().all(|(_, queued)| queued.is_empty()));
 
     let alert = Alert {
         event: EventKind::Fire,
@@ -214,12 +205,34 @@ fn state_dir_files_that_are_fifos_or_devices_are_refused_without_blocking() {
         }),
         reason: Reason::First,
     };
-    let event = Event::render(&alert, "h", Lang::En);
-    let s = store.clone();
-    let written = within(limit, move || s.dead_letter("webhook", &event, "HTTP 400"))
-        .expect("dead_letter returns");
-    let error = written
-        .expect_err("a FIFO is not a dead-letter file")
-        .to_string();
-    assert!(error.contains("not a regular file"), "{error}");
+    let event = Arc::new(Event::render(&alert, "h", Lang::En));
+    store.dead_letter(
+        event,
+        Mark {
+            seq: 1,
+            channel: "webhook",
+            status: DeliveryStatus::DeadLettered,
+            attempts: 1,
+            last_error: Some("HTTP 400".into()),
+        },
+    );
+    within(limit, move || writer.stop()).expect("the writer does not block on a FIFO");
+    assert!(std::fs::symlink_metadata(dir.path().join("dead-letter-webhook.jsonl"))
+        .unwrap()
+        .file_type()
+        .is_fifo());
+}
+
+#[test]
+fn a_database_that_is_a_fifo_refuses_the_start_without_blocking() {
+    use watchdog::store::Store;
+    let dir = tempfile::tempdir().unwrap();
+    fifo(&dir.path().join("watchdog.db"));
+    let path = dir.path().to_path_buf();
+    let opened = within(Duration::from_secs(3), move || {
+        Store::open(&path, &[], 20).map(|_| ())
+    })
+    .expect("open returns");
+    let error = opened.expect_err("a FIFO is not a database").to_string();
+    assert!(error.contains("a FIFO, not a regular file"), "{error}");
 }

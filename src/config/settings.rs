@@ -52,6 +52,8 @@ pub struct RunnerSettings {
     pub interval: Duration,
     pub collect_timeout: Duration,
     pub state_dir: PathBuf,
+    /// How long the history keeps an event, in seconds.
+    pub history_s: i64,
     /// The proc root, for the start-up check of the pid namespace.
     pub proc_root: PathBuf,
 }
@@ -222,6 +224,7 @@ impl Settings {
                 interval: Duration::from_secs(config.interval_s),
                 collect_timeout: Duration::from_secs(config.collect_timeout_s),
                 state_dir: config.state_dir.clone(),
+                history_s: i64::from(config.history_days) * 86_400,
                 proc_root: config.proc_root.clone(),
             },
             rules: Rules {

@@ -242,7 +242,9 @@ declare! {
         log_format: LogFormat = LogFormat::Text, Check::OneOf(&["text", "json"]),
             "Log line format (`json`: one object a line).";
         state_dir: PathBuf = PathBuf::from("/var/lib/watchdog"), Check::Text { expects: "a directory" },
-            "Alert state, outboxes and dead letters. `run` stops with status 2 when it cannot write here.";
+            "Holds `watchdog.db` (alert state, outboxes, history) and the dead-letter files. Created 0700; `run` stops with status 2 when it cannot write here, or when it belongs to another uid or others can write to it.";
+        history_days: u32 = 14, whole(1, 365, "days"),
+            "Days of events `watchdog history` keeps; older ones are pruned once delivered.";
     }
     "delivery" {
         outbox_max: usize = 10_000, whole(1, 1_000_000, "events"),

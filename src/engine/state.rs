@@ -98,6 +98,23 @@ impl From<AlertState> for StateFile {
 pub const COLLECTOR_ENTITY_PREFIX: &str = "collector:";
 
 impl AlertState {
+    /// A digest of everything here that decides an alert: each entity but its facts, the fail
+    /// streaks and the builders' memory. Two states with the same digest decide alike, so a
+    /// tick that changed only facts need not be committed at once.
+    pub fn decision_digest(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        // `new()` always uses the same keys: the digest is compared within one process.
+        let mut hash = std::collections::hash_map::DefaultHasher::new();
+        for e in self.entities_sorted() {
+            (e.kind, &e.entity, e.since, e.last_notified, e.held).hash(&mut hash);
+        }
+        self.fail_streaks.hash(&mut hash);
+        // Serializing a map of plain values to JSON cannot fail.
+        let memory = serde_json::to_vec(&(&self.jobs, &self.proc, &self.pressure)).unwrap_or_default();
+        memory.hash(&mut hash);
+        hash.finish()
+    }
+
     /// Every entity, in no particular order.
     pub fn entities(&self) -> impl Iterator<Item = &EntityState> {
         self.entities.values().flat_map(HashMap::values)

@@ -17,7 +17,7 @@ pub use facts::{
 };
 pub use failure::CollectFailure;
 pub use memory::{JobsMemory, Memory, PressureMemory, PressureTrack, ProcMemory, Remembered};
-pub use strings::{comma_list, cut, escape_markup, mask_url};
+pub use strings::{comma_list, cut, escape_markup, mask_text, mask_url};
 
 use serde::{Deserialize, Serialize};
 

@@ -45,6 +45,13 @@ pub fn mask_url(value: &str) -> String {
     }
 }
 
+/// Free text from outside (a receiver's error, a log line) with every word that looks like a
+/// secret masked, by the same rules as command lines.
+pub fn mask_text(text: &str) -> String {
+    let words: Vec<&str> = text.split(' ').collect();
+    watchdog_collectors::mask::mask_cmdline(&words)
+}
+
 /// The items of a comma-separated setting, trimmed, empty ones dropped.
 pub fn comma_list(value: &str) -> Vec<String> {
     value

@@ -124,6 +124,21 @@ impl std::fmt::Debug for TelegramSettings {
 }
 
 impl ChannelSettings {
+    /// The names of the configured event channels, each with its own outbox.
+    pub fn event_channels(&self) -> Vec<&'static str> {
+        let mut names = Vec::new();
+        if self.webhook.is_some() {
+            names.push("webhook");
+        }
+        if self.slack.is_some() {
+            names.push("slack");
+        }
+        if self.telegram.is_some() {
+            names.push("telegram");
+        }
+        names
+    }
+
     /// The configured channels as (name, where), secrets masked: for `check-config` and logs.
     pub fn targets(&self) -> Vec<(&'static str, String)> {
         let mut targets = Vec::new();

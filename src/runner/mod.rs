@@ -1,12 +1,18 @@
 //! `watchdog run`: the tick loop.
 //!
-//! Owns the daemon's life: open the state dir, load state and outboxes, start one delivery task
+//! Owns the daemon's life: open the store, load state and outboxes, start one delivery task
 //! per channel and the sinks (Alertmanager, heartbeat), then every `WATCHDOG_INTERVAL_S` run
-//! one tick: collect ([`schedule`]), derive the signals once, decide, save, enqueue, publish.
-//! On shutdown it abandons an in-flight collection, gives delivery a few seconds, saves state
-//! and returns. It decides nothing itself: decide() does, from what the collectors saw.
+//! one tick: collect ([`schedule`]), derive the signals once, decide, commit, enqueue, publish.
+//! On shutdown it abandons an in-flight collection, gives delivery a few seconds, commits the
+//! state and returns. It decides nothing itself: decide() does, from what the collectors saw.
+//!
+//! When to commit ([`commit`]): a tick that decided an event, or changed anything that decides
+//! one, is committed before its events go out; a tick that only refreshed facts is committed
+//! at most every [`commit::FACTS_EVERY_S`]. While commits fail, decided events are delivered
+//! from memory and kept (bounded by `WATCHDOG_OUTBOX_MAX`) for the next commit that works.
 
 mod clock;
+mod commit;
 mod fds;
 mod publish;
 mod schedule;
@@ -32,7 +38,7 @@ use crate::event::Event;
 use crate::model::{Alert, Kind, Unix};
 use crate::notify::{self, alertmanager, heartbeat::Heartbeat};
 use crate::report::Report;
-use crate::store::{Store, StoreError};
+use crate::store::{Decided, HistoryEvent, Store, StoreError, Writer};
 
 /// How long delivery may go on after a shutdown signal, inside Docker's 10 s stop grace.
 pub const DELIVERY_GRACE: Duration = Duration::from_secs(2);
@@ -66,6 +72,9 @@ pub struct Daemon {
     scheduler: Scheduler,
     state: AlertState,
     store: Store,
+    /// The store's writer thread, stopped at shutdown.
+    writer: Option<Writer>,
+    commits: commit::Commits,
     channels: Vec<Arc<Channel>>,
     alertmanager: Option<alertmanager::Sink>,
     heartbeat: Option<Heartbeat>,
@@ -94,16 +103,7 @@ impl Daemon {
         clock: Clock,
         collectors: Vec<Arc<dyn Collector>>,
     ) -> Result<Self, RunError> {
-        let store = Store::open(&settings.runner.state_dir)?;
-        let mut state = store.load_state();
         let scheduler = Scheduler::new(collectors, settings.runner.collect_timeout);
-        for dropped in state.retain_enabled(&scheduler.names()) {
-            tracing::info!(
-                kind = dropped.kind.as_str(),
-                entity = %dropped.entity,
-                "no longer watched: its collector is off; forgotten without a recovery"
-            );
-        }
         let listener = match settings.listen {
             Some(addr) => Some(
                 std::net::TcpListener::bind(addr)
@@ -117,6 +117,22 @@ impl Daemon {
             settings.rules.collector_fail_ticks,
         ));
         let delivery = &settings.delivery;
+        let names: Vec<&'static str> = delivery.channels.event_channels();
+        let (store, loaded, writer) = Store::open(
+            &settings.runner.state_dir,
+            &names,
+            crate::endpoint::RECENT_EVENTS,
+        )?;
+        let mut state = commit::parse_state(loaded.state.as_deref());
+        for dropped in state.retain_enabled(&scheduler.names()) {
+            tracing::info!(
+                kind = dropped.kind.as_str(),
+                entity = %dropped.entity,
+                "no longer watched: its collector is off; forgotten without a recovery"
+            );
+        }
+        view.decided(loaded.recent.into_iter().rev());
+        let mut outboxes = loaded.outboxes;
         let built = if delivery.channels.targets().is_empty() {
             // No channel: no client, and the system's roots are never loaded.
             notify::Channels::default()
@@ -132,8 +148,14 @@ impl Daemon {
             .events
             .into_iter()
             .map(|notifier| {
+                let queued = outboxes
+                    .iter_mut()
+                    .find(|(name, _)| *name == notifier.name())
+                    .map(|(_, queued)| std::mem::take(queued))
+                    .unwrap_or_default();
                 Arc::new(Channel::new(
                     notifier,
+                    queued,
                     store.clone(),
                     delivery.outbox_max,
                     Arc::clone(&view),
@@ -155,8 +177,10 @@ impl Daemon {
         Ok(Self {
             settings,
             scheduler,
+            commits: commit::Commits::new(&state, loaded.next_seq, clock.now()),
             state,
             store,
+            writer: Some(writer),
             channels,
             alertmanager,
             heartbeat,
@@ -209,13 +233,20 @@ impl Daemon {
             &self.settings.rules,
         );
         self.state = outcome.state;
-        self.save_state();
         log_decisions(&outcome.decisions, &summary, &self.state);
-        let events: Vec<Event> = outcome
+        let events: Vec<Decided> = outcome
             .alerts
             .iter()
-            .map(|alert| Event::render(alert, &self.settings.host, self.settings.lang))
+            .map(|alert| Decided {
+                seq: self.commits.number(),
+                at: alert.at,
+                event: Arc::new(Event::render(alert, &self.settings.host, self.settings.lang)),
+            })
             .collect();
+        self.commit(&events, at, false).await;
+        let names = self.channel_names();
+        self.view
+            .decided(events.iter().map(|d| HistoryEvent::decided(d, &names)));
         for channel in &self.channels {
             channel.enqueue(&events);
         }
@@ -264,9 +295,45 @@ impl Daemon {
         (report, ticks)
     }
 
-    pub fn save_state(&self) {
-        if let Err(e) = self.store.save_state(&self.state) {
-            tracing::error!(dir = %self.store.dir().display(), error = %e, "cannot save alert state");
+    fn channel_names(&self) -> Vec<&'static str> {
+        self.channels.iter().map(|c| c.name()).collect()
+    }
+
+    /// Commits this tick when [`commit::Commits`] says it must (always when `force`), with
+    /// `events` and any earlier ones whose commit failed; reports the result.
+    async fn commit(&mut self, events: &[Decided], at: Unix, force: bool) {
+        let names = self.channel_names();
+        let Some(tick) = self.commits.prepare(
+            &self.state,
+            events,
+            names,
+            at,
+            self.settings.runner.history_s,
+            self.settings.delivery.outbox_max,
+            force,
+        ) else {
+            return;
+        };
+        let result = self.store.commit(tick).await;
+        if result.is_err() {
+            self.view.metrics.state_commit_errors.inc();
+        }
+        self.commits.finished(&result, at, self.store.dir());
+        self.view.store_result(result);
+    }
+
+    /// Commits the state now, whatever changed: for shutdown, and for tests.
+    pub async fn save_state(&mut self) {
+        let at = self.clock.now();
+        self.commit(&[], at, true).await;
+    }
+
+    /// Commits the state, then flushes every delivery mark and stops the store's writer.
+    pub async fn close(&mut self) {
+        self.save_state().await;
+        if let Some(writer) = self.writer.take() {
+            // Joining waits for the last batch of marks to be written.
+            let _ = tokio::task::spawn_blocking(move || writer.stop()).await;
         }
     }
 }
@@ -392,5 +459,5 @@ pub async fn serve(mut daemon: Daemon, shutdown: impl Future<Output = ()>) {
     for task in tasks {
         task.abort();
     }
-    daemon.save_state();
+    daemon.close().await;
 }
