@@ -229,23 +229,11 @@ pub async fn run(channel: Arc<Channel>, retry_max: Duration) {
                 failures = 0;
                 channel.count(&channel.view.metrics.events_dead_lettered);
                 let reason = mask_text(&reason);
-                let path = channel.store.dead_letter_path(channel.name());
                 channel.remove_head(head.seq);
-                let dead = mark(
-                    DeliveryStatus::DeadLettered,
-                    head.attempts + 1,
-                    Some(reason.clone()),
-                );
+                let dead = mark(DeliveryStatus::DeadLettered, head.attempts + 1, Some(reason));
                 channel.view.delivery(&dead);
+                // The store logs it once the dead-letter file holds it.
                 channel.store.dead_letter(Arc::clone(event), dead);
-                tracing::error!(
-                    channel = channel.name(),
-                    id = %event.id,
-                    event = event.event.as_str(),
-                    entity = %event.entity,
-                    dead_letter = %path.display(),
-                    "delivery refused for good: {reason}; moved to the dead-letter file"
-                );
             }
         }
     }

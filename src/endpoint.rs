@@ -69,6 +69,8 @@ pub const STALL_INTERVALS: u32 = 3;
 /// What the endpoint shows, as of the last tick.
 pub struct View {
     pub metrics: Metrics,
+    /// Whether a commit to the store is in flight.
+    committing: std::sync::atomic::AtomicBool,
     interval: Duration,
     fail_ticks: u32,
     inner: Mutex<Published>,
@@ -98,6 +100,7 @@ impl View {
     pub fn new(interval: Duration, fail_ticks: u32) -> Self {
         Self {
             metrics: Metrics::new(),
+            committing: std::sync::atomic::AtomicBool::new(false),
             interval,
             fail_ticks,
             inner: Mutex::new(Published {
@@ -168,6 +171,16 @@ impl View {
         } else {
             Err(reasons.join("; "))
         }
+    }
+
+    /// Whether a commit to the store is in flight (a paused-clock test holds its clock still
+    /// meanwhile: the commit takes real time).
+    pub fn committing(&self) -> bool {
+        self.committing.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub fn set_committing(&self, on: bool) {
+        self.committing.store(on, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Records whether the last commit of the state worked.

@@ -1,12 +1,15 @@
 //! The tick loop on paused tokio time: a collector that hangs times out, is never started twice,
 //! makes watchdog say it cannot see, and does not hold a shutdown.
 
+mod common;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use watchdog::config::{Config, Settings};
 use watchdog::model::Kind;
+use watchdog::endpoint::View;
 use watchdog::runner::{serve, Clock, Daemon};
 use watchdog_collectors::proc::ProcScan;
 use watchdog_collectors::{CollectError, CollectRequest, Collector, Observation};
@@ -64,11 +67,16 @@ fn daemon(state: &std::path::Path, collector: Arc<Hanging>) -> Daemon {
 }
 
 /// Moves paused time forward one second per step. tokio does not auto-advance a paused clock
-/// while a blocking task runs (here: never, the collector hangs), so the test drives it.
-fn drive_clock() -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async {
+/// while a blocking task runs (here: never, the collector hangs), so the test drives it. It
+/// holds still while the daemon commits to its store, which takes real time, not virtual.
+fn drive_clock(view: Arc<View>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
         loop {
-            tokio::time::advance(Duration::from_secs(1)).await;
+            if view.committing() {
+                tokio::task::yield_now().await;
+            } else {
+                tokio::time::advance(Duration::from_secs(1)).await;
+            }
         }
     })
 }
@@ -82,7 +90,7 @@ async fn a_hanging_collector_times_out_and_the_next_tick_waits_on_the_same_run()
     let dir = tempfile::tempdir().unwrap();
     let (hanging, release) = Hanging::new();
     let mut daemon = daemon(dir.path(), Arc::clone(&hanging));
-    let clock = drive_clock();
+    let clock = drive_clock(daemon.view());
 
     let first = daemon.tick().await;
     assert_eq!(first.collectors[0].0, "proc");
@@ -125,7 +133,7 @@ async fn ticks_every_interval_and_a_blind_collector_alerts_after_the_fail_ticks(
     let (hanging, release) = Hanging::new();
     let daemon = daemon(dir.path(), Arc::clone(&hanging));
 
-    let clock = drive_clock();
+    let clock = drive_clock(daemon.view());
     // Ticks at 0, 30, 60 and 90 s; each waits its 10 s limit.
     serve(daemon, tokio::time::sleep(Duration::from_secs(105))).await;
     clock.abort();
@@ -135,8 +143,7 @@ async fn ticks_every_interval_and_a_blind_collector_alerts_after_the_fail_ticks(
         1,
         "one stuck thread, not four"
     );
-    let state: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("state.json")).unwrap()).unwrap();
+    let state = common::db::state(dir.path());
     assert_eq!(state["fail_streaks"]["proc"], 4, "{state}");
     let entity = &state["entities"][0];
     assert_eq!(entity["kind"], Kind::CollectorFailing.as_str());
@@ -155,7 +162,7 @@ async fn shutdown_abandons_an_in_flight_collection() {
     let (hanging, release) = Hanging::new();
     let daemon = daemon(dir.path(), Arc::clone(&hanging));
     let started = tokio::time::Instant::now();
-    let clock = drive_clock();
+    let clock = drive_clock(daemon.view());
 
     serve(daemon, tokio::time::sleep(Duration::from_secs(3))).await;
     clock.abort();
@@ -165,8 +172,7 @@ async fn shutdown_abandons_an_in_flight_collection() {
         Duration::from_secs(3),
         "it did not wait out the 10 s limit"
     );
-    let state: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("state.json")).unwrap()).unwrap();
+    let state = common::db::state(dir.path());
     assert_eq!(
         state["fail_streaks"],
         serde_json::json!({}),

@@ -63,8 +63,7 @@ impl Host {
 
     /// The entities in the saved state.
     fn entities(&self) -> Vec<String> {
-        let state = std::fs::read_to_string(self.dir.path().join("state/state.json")).unwrap();
-        let state: serde_json::Value = serde_json::from_str(&state).unwrap();
+        let state = common::db::state(&self.dir.path().join("state"));
         let mut ids: Vec<String> = state["entities"]
             .as_array()
             .unwrap()

@@ -314,7 +314,9 @@ impl Daemon {
         ) else {
             return;
         };
+        self.view.set_committing(true);
         let result = self.store.commit(tick).await;
+        self.view.set_committing(false);
         if result.is_err() {
             self.view.metrics.state_commit_errors.inc();
         }
@@ -333,7 +335,9 @@ impl Daemon {
         self.save_state().await;
         if let Some(writer) = self.writer.take() {
             // Joining waits for the last batch of marks to be written.
+            self.view.set_committing(true);
             let _ = tokio::task::spawn_blocking(move || writer.stop()).await;
+            self.view.set_committing(false);
         }
     }
 }

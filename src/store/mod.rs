@@ -35,6 +35,8 @@ pub const MARK_BATCH: usize = 100;
 /// The longest a delivery mark waits for its batch.
 pub const MARK_WAIT: Duration = Duration::from_millis(100);
 
+const STOPPED: &str = "the store's writer thread has stopped";
+
 /// An event's number: its order of decision, and its key in the database.
 pub type Seq = i64;
 
@@ -244,11 +246,16 @@ impl Store {
     /// The commit failed (disk full, read-only file system, the writer is gone): nothing of it
     /// is stored.
     pub async fn commit(&self, tick: TickCommit) -> Result<(), String> {
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        self.send(writer::Cmd::Commit(Box::new(tick), reply))?;
-        answer
-            .await
-            .map_err(|_| "the store's writer stopped".to_string())?
+        let tx = self.tx.clone();
+        // Waiting on a blocking thread, not on a future: tokio's paused test clock does not
+        // jump ahead while a blocking task runs, so a test's ticks stay where it put them.
+        let wait = tokio::task::spawn_blocking(move || {
+            let (reply, answer) = mpsc::channel();
+            tx.send(writer::Cmd::Commit(Box::new(tick), reply))
+                .map_err(|_| STOPPED.to_string())?;
+            answer.recv().map_err(|_| STOPPED.to_string())?
+        });
+        wait.await.map_err(|e| format!("the commit did not finish: {e}"))?
     }
 
     /// Records a delivery outcome; committed with its batch.
@@ -264,19 +271,15 @@ impl Store {
         let _ = self.send(writer::Cmd::DeadLetter(event, mark));
     }
 
-    /// The file that holds `channel`'s events that were refused for good.
-    pub fn dead_letter_path(&self, channel: &str) -> PathBuf {
-        dead_letter_path(&self.dir, channel)
-    }
-
     fn send(&self, cmd: writer::Cmd) -> Result<(), String> {
         self.tx
             .send(cmd)
-            .map_err(|_| "the store's writer stopped".to_string())
+            .map_err(|_| STOPPED.to_string())
     }
 }
 
-fn dead_letter_path(dir: &Path, channel: &str) -> PathBuf {
+/// The file that holds `channel`'s events that were refused for good.
+pub fn dead_letter_path(dir: &Path, channel: &str) -> PathBuf {
     dir.join(format!("dead-letter-{channel}.jsonl"))
 }
 

@@ -23,7 +23,7 @@ use crate::event::Event;
 const ORPHANS_MAX: usize = 100_000;
 
 pub enum Cmd {
-    Commit(Box<TickCommit>, tokio::sync::oneshot::Sender<Result<(), String>>),
+    Commit(Box<TickCommit>, Sender<Result<(), String>>),
     Mark(Mark),
     DeadLetter(Arc<Event>, Mark),
     /// Flush what waits and stop.
@@ -207,13 +207,26 @@ impl Owner {
 
     fn dead_letter(&self, event: &Event, mark: &Mark) {
         let path = dead_letter_path(&self.dir, mark.channel);
-        let line = serde_json::json!({"reason": mark.last_error, "event": event});
-        if let Err(e) = dir::append_line(&path, &line.to_string()) {
-            tracing::error!(
+        let reason = mark.last_error.as_deref().unwrap_or("refused");
+        let line = serde_json::json!({"reason": reason, "event": event});
+        match dir::append_line(&path, &line.to_string()) {
+            Ok(()) => tracing::error!(
                 channel = mark.channel,
+                id = %event.id,
+                event = event.event.as_str(),
+                entity = %event.entity,
+                dead_letter = %path.display(),
+                "delivery refused for good: {reason}; moved to the dead-letter file"
+            ),
+            Err(e) => tracing::error!(
+                channel = mark.channel,
+                id = %event.id,
+                event = event.event.as_str(),
+                entity = %event.entity,
                 path = %path.display(),
-                "cannot write the dead-letter file: {e}"
-            );
+                "delivery refused for good: {reason}; cannot write the dead-letter file ({e}), \
+                 kept in the database only"
+            ),
         }
     }
 }

@@ -60,6 +60,12 @@ impl Daemon {
         status.code()
     }
 
+    /// SIGTERM, and waits for a clean exit: the state and every delivery mark are committed.
+    pub fn stop(mut self) {
+        self.signal("-TERM");
+        assert_eq!(self.exit_within(Duration::from_secs(10)), Some(0));
+    }
+
     /// SIGKILL, and reaped.
     pub fn kill9(mut self) {
         reap(&mut self.child);

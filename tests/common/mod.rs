@@ -1,12 +1,13 @@
 //! What the tests share: a scripted HTTP server on 127.0.0.1:0 that records every request
 //! exactly and answers what the test's script says; child processes with deadlines
 //! ([`child`]); `watchdog run` as a child ([`daemon`]); a webhook receiver whose checks run in
-//! the test thread ([`webhook`]).
+//! the test thread ([`webhook`]); the state database read as `sqlite3` would ([`db`]).
 
 #![allow(dead_code, unused_imports)]
 
 mod child;
 mod daemon;
+pub mod db;
 mod webhook;
 
 pub use child::*;
