@@ -230,7 +230,11 @@ pub async fn run(channel: Arc<Channel>, retry_max: Duration) {
                 channel.count(&channel.view.metrics.events_dead_lettered);
                 let reason = mask_text(&reason);
                 channel.remove_head(head.seq);
-                let dead = mark(DeliveryStatus::DeadLettered, head.attempts + 1, Some(reason));
+                let dead = mark(
+                    DeliveryStatus::DeadLettered,
+                    head.attempts + 1,
+                    Some(reason),
+                );
                 channel.view.delivery(&dead);
                 // The store logs it once the dead-letter file holds it.
                 channel.store.dead_letter(Arc::clone(event), dead);

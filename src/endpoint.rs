@@ -180,7 +180,8 @@ impl View {
     }
 
     pub fn set_committing(&self, on: bool) {
-        self.committing.store(on, std::sync::atomic::Ordering::SeqCst);
+        self.committing
+            .store(on, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Records whether the last commit of the state worked.

@@ -13,7 +13,9 @@
 //! - [`report`]: one pass as `once` prints it and `/status` serves it.
 //! - [`event`]: an alert rendered in the `watchdog.alert.v1` wire format.
 //! - [`text`]: alert texts in English and Russian.
-//! - [`store`]: state, outboxes and dead letters on disk, written atomically.
+//! - [`store`]: one SQLite database for the alert state, outboxes, dead letters and history,
+//!   written by one thread, one commit per tick.
+//! - [`history`]: `watchdog history`, read-only beside a running daemon.
 //! - [`notify`]: one module per channel behind the `Notifier` trait; Alertmanager and the
 //!   heartbeat as sinks.
 //! - [`deliver`]: each channel's outbox and the task that empties it, with backoff.
@@ -37,6 +39,7 @@ pub mod engine;
 pub mod escape;
 pub mod event;
 pub mod guard;
+pub mod history;
 pub mod hostns;
 pub mod metrics;
 pub mod model;

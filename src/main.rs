@@ -39,6 +39,15 @@ enum Command {
         #[arg(long)]
         ready: bool,
     },
+    /// Show what watchdog decided and where each event went, newest first.
+    History {
+        /// How far back: `30m`, `24h`, `7d`, or seconds.
+        #[arg(long, default_value = watchdog::history::DEFAULT_SINCE)]
+        since: String,
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run a command so that nothing it starts outlives it: `guard [OPTIONS] -- CMD [ARGS...]`.
     Guard(watchdog::guard::GuardArgs),
 }
@@ -62,6 +71,13 @@ fn main() -> ExitCode {
     for var in unknown {
         tracing::warn!("{var}");
     }
+    // history reads only the state dir: a channel's broken setting must not hide it.
+    let command = match cli.command {
+        Command::History { since, json } => {
+            return watchdog::history::main(&config.state_dir, &since, json)
+        }
+        other => other,
+    };
     let settings = match Settings::from_loaded(&loaded) {
         Ok(settings) => settings,
         Err(error) => {
@@ -69,7 +85,7 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_BAD_CONFIG);
         }
     };
-    match cli.command {
+    match command {
         Command::Run => run(settings),
         Command::Once { json, check } => watchdog::once::main(&settings, json, check),
         Command::CheckConfig => ExitCode::from(watchdog::check_config::main(
@@ -89,6 +105,9 @@ fn main() -> ExitCode {
             ))),
             Err(code) => code,
         },
+        Command::History { since, json } => {
+            watchdog::history::main(&config.state_dir, &since, json)
+        }
         // Reached only if guard was not spotted above; it still reads no config.
         Command::Guard(args) => watchdog::guard::run(args),
     }

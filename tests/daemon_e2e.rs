@@ -220,7 +220,10 @@ fn a_receiver_that_answers_503_for_a_while_gets_every_event_in_order() {
     );
     let statuses = common::db::deliveries(&host.state(), "webhook");
     assert_eq!(statuses.len(), 4, "{statuses:?}");
-    assert!(statuses.iter().all(|(_, s)| s == "delivered"), "{statuses:?}");
+    assert!(
+        statuses.iter().all(|(_, s)| s == "delivered"),
+        "{statuses:?}"
+    );
 }
 
 #[test]

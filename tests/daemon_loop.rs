@@ -8,8 +8,8 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use watchdog::config::{Config, Settings};
-use watchdog::model::Kind;
 use watchdog::endpoint::View;
+use watchdog::model::Kind;
 use watchdog::runner::{serve, Clock, Daemon};
 use watchdog_collectors::proc::ProcScan;
 use watchdog_collectors::{CollectError, CollectRequest, Collector, Observation};

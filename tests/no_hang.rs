@@ -5,9 +5,9 @@
 
 mod common;
 
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::os::unix::fs::FileTypeExt;
 use std::time::Duration;
 
 use common::{copy_tree, run_within, Server};
@@ -186,8 +186,8 @@ fn state_dir_files_that_are_fifos_or_devices_are_refused_without_blocking() {
     fifo(&dir.path().join("dead-letter-webhook.jsonl"));
 
     let path = dir.path().to_path_buf();
-    let opened = within(limit, move || Store::open(&path, &["webhook", "slack"], 20))
-        .expect("open returns");
+    let opened =
+        within(limit, move || Store::open(&path, &["webhook", "slack"], 20)).expect("open returns");
     let (store, loaded, writer) = opened.expect("the bad 0.1 files are skipped, not fatal");
     assert!(loaded.state.is_none());
     assert!(loaded.outboxes.iter().all(|(_, queued)| queued.is_empty()));
@@ -217,10 +217,12 @@ fn state_dir_files_that_are_fifos_or_devices_are_refused_without_blocking() {
         },
     );
     within(limit, move || writer.stop()).expect("the writer does not block on a FIFO");
-    assert!(std::fs::symlink_metadata(dir.path().join("dead-letter-webhook.jsonl"))
-        .unwrap()
-        .file_type()
-        .is_fifo());
+    assert!(
+        std::fs::symlink_metadata(dir.path().join("dead-letter-webhook.jsonl"))
+            .unwrap()
+            .file_type()
+            .is_fifo()
+    );
 }
 
 #[test]

@@ -110,7 +110,8 @@ impl AlertState {
         }
         self.fail_streaks.hash(&mut hash);
         // Serializing a map of plain values to JSON cannot fail.
-        let memory = serde_json::to_vec(&(&self.jobs, &self.proc, &self.pressure)).unwrap_or_default();
+        let memory =
+            serde_json::to_vec(&(&self.jobs, &self.proc, &self.pressure)).unwrap_or_default();
         memory.hash(&mut hash);
         hash.finish()
     }

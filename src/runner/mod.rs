@@ -240,7 +240,11 @@ impl Daemon {
             .map(|alert| Decided {
                 seq: self.commits.number(),
                 at: alert.at,
-                event: Arc::new(Event::render(alert, &self.settings.host, self.settings.lang)),
+                event: Arc::new(Event::render(
+                    alert,
+                    &self.settings.host,
+                    self.settings.lang,
+                )),
             })
             .collect();
         self.commit(&events, at, false).await;

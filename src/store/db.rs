@@ -241,9 +241,9 @@ impl Db {
     }
 
     fn drop_unconfigured(&self, channels: &[&str]) -> rusqlite::Result<Vec<(String, usize)>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT channel, count(*) FROM deliveries WHERE status = 'queued' GROUP BY channel")?;
+        let mut stmt = self.conn.prepare(
+            "SELECT channel, count(*) FROM deliveries WHERE status = 'queued' GROUP BY channel",
+        )?;
         let queued: Vec<(String, usize)> = stmt
             .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
             .collect::<Result<_, _>>()?;
@@ -255,7 +255,10 @@ impl Db {
             self.conn.execute(
                 "UPDATE deliveries SET status = 'dropped', last_error = ?2 \
                  WHERE channel = ?1 AND status = 'queued'",
-                params![channel, format!("channel {channel} is no longer configured")],
+                params![
+                    channel,
+                    format!("channel {channel} is no longer configured")
+                ],
             )?;
         }
         Ok(gone)
@@ -267,7 +270,11 @@ impl Db {
              WHERE d.channel = ?1 AND d.status = 'queued' ORDER BY d.seq",
         )?;
         let rows = stmt.query_map([channel], |row| {
-            Ok((row.get::<_, Seq>(0)?, row.get::<_, u32>(1)?, row.get::<_, String>(2)?))
+            Ok((
+                row.get::<_, Seq>(0)?,
+                row.get::<_, u32>(1)?,
+                row.get::<_, String>(2)?,
+            ))
         })?;
         let mut queue = Vec::new();
         for row in rows {
@@ -278,7 +285,9 @@ impl Db {
                     event: Arc::new(event),
                     attempts,
                 }),
-                Err(e) => tracing::error!(seq, channel, "a queued event cannot be read ({e}); skipped"),
+                Err(e) => {
+                    tracing::error!(seq, channel, "a queued event cannot be read ({e}); skipped")
+                }
             }
         }
         Ok(queue)
@@ -383,9 +392,8 @@ pub fn history(
     limit: Option<usize>,
 ) -> rusqlite::Result<Vec<HistoryEvent>> {
     let limit = limit.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
-    let mut events_stmt = conn.prepare_cached(
-        "SELECT seq, body FROM events WHERE at >= ?1 ORDER BY seq DESC LIMIT ?2",
-    )?;
+    let mut events_stmt = conn
+        .prepare_cached("SELECT seq, body FROM events WHERE at >= ?1 ORDER BY seq DESC LIMIT ?2")?;
     let mut deliveries_stmt = conn.prepare_cached(
         "SELECT channel, status, attempts, last_error FROM deliveries WHERE seq = ?1 \
          ORDER BY channel",

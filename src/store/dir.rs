@@ -143,7 +143,10 @@ mod tests {
         for mode in [0o777, 0o770, 0o1777, 0o702] {
             fs::set_permissions(root.path(), fs::Permissions::from_mode(mode)).unwrap();
             let error = prepare(root.path()).unwrap_err();
-            assert!(error.contains(&format!("mode {mode:04o}")), "{mode:o}: {error}");
+            assert!(
+                error.contains(&format!("mode {mode:04o}")),
+                "{mode:o}: {error}"
+            );
             assert!(error.contains("owned by uid"), "{mode:o}: {error}");
         }
         for mode in [0o700, 0o755, 0o750] {
@@ -157,13 +160,7 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let me = rustix::process::geteuid().as_raw();
         let other = if me == 0 { 65534 } else { 0 };
-        if rustix::fs::chown(
-            root.path(),
-            Some(rustix::fs::Uid::from_raw(other)),
-            None,
-        )
-        .is_err()
-        {
+        if rustix::fs::chown(root.path(), Some(rustix::fs::Uid::from_raw(other)), None).is_err() {
             // Not root: a directory of another uid cannot be made here; the mode case holds.
             return;
         }

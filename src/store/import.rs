@@ -104,9 +104,10 @@ fn import(db: &mut Db, dir: &Path, files: &[(PathBuf, Option<String>)]) -> rusql
     if let Some(body) = &state {
         db::save_state(&tx, body, crate::model::now_unix())?;
     }
-    let mut next: Seq = tx.query_row("SELECT coalesce(max(seq), 0) + 1 FROM events", [], |row| {
-        row.get(0)
-    })?;
+    let mut next: Seq =
+        tx.query_row("SELECT coalesce(max(seq), 0) + 1 FROM events", [], |row| {
+            row.get(0)
+        })?;
     let mut count = 0;
     for (channel, events) in &outboxes {
         for event in events {
@@ -164,10 +165,9 @@ fn read(path: &Path) -> Option<Vec<u8>> {
 }
 
 fn corrupt(dir: &Path, path: &Path, error: &serde_json::Error) {
-    let name = path.file_name().map_or_else(
-        || "file".into(),
-        |n| n.to_string_lossy().into_owned(),
-    );
+    let name = path
+        .file_name()
+        .map_or_else(|| "file".into(), |n| n.to_string_lossy().into_owned());
     let aside = dir.join(format!("{name}.corrupt-{}", crate::model::now_unix()));
     let moved = fs::rename(path, &aside);
     tracing::error!(
@@ -181,6 +181,8 @@ fn corrupt(dir: &Path, path: &Path, error: &serde_json::Error) {
 
 /// The Unix time of an RFC 3339 `at`; now when it cannot be read.
 fn parse_at(at: &str) -> Unix {
-    time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
-        .map_or_else(|_| crate::model::now_unix(), time::OffsetDateTime::unix_timestamp)
+    time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).map_or_else(
+        |_| crate::model::now_unix(),
+        time::OffsetDateTime::unix_timestamp,
+    )
 }

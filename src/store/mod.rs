@@ -175,7 +175,11 @@ impl HistoryEvent {
         if mark.seq != self.seq {
             return;
         }
-        if let Some(delivery) = self.deliveries.iter_mut().find(|d| d.channel == mark.channel) {
+        if let Some(delivery) = self
+            .deliveries
+            .iter_mut()
+            .find(|d| d.channel == mark.channel)
+        {
             delivery.status = mark.status;
             delivery.attempts = mark.attempts;
             delivery.last_error.clone_from(&mark.last_error);
@@ -255,7 +259,8 @@ impl Store {
                 .map_err(|_| STOPPED.to_string())?;
             answer.recv().map_err(|_| STOPPED.to_string())?
         });
-        wait.await.map_err(|e| format!("the commit did not finish: {e}"))?
+        wait.await
+            .map_err(|e| format!("the commit did not finish: {e}"))?
     }
 
     /// Records a delivery outcome; committed with its batch.
@@ -272,15 +277,25 @@ impl Store {
     }
 
     fn send(&self, cmd: writer::Cmd) -> Result<(), String> {
-        self.tx
-            .send(cmd)
-            .map_err(|_| STOPPED.to_string())
+        self.tx.send(cmd).map_err(|_| STOPPED.to_string())
     }
 }
 
 /// The file that holds `channel`'s events that were refused for good.
 pub fn dead_letter_path(dir: &Path, channel: &str) -> PathBuf {
     dir.join(format!("dead-letter-{channel}.jsonl"))
+}
+
+/// The events decided at or after `from`, newest first, from a connection of
+/// [`open_read_only`].
+///
+/// # Errors
+/// A statement fails.
+pub fn read_history(
+    conn: &rusqlite::Connection,
+    from: Unix,
+) -> rusqlite::Result<Vec<HistoryEvent>> {
+    db::history(conn, from, None)
 }
 
 /// What an outbox had to drop to stay within its bound.
