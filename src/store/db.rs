@@ -110,6 +110,9 @@ impl Db {
             0o600,
         )
         .map_err(|e| stop("cannot open", &e))?;
+        // Judged before SQLite opens it: SQLite removes the -wal and -shm of a file it cannot
+        // use when it closes, and they must go aside with it.
+        check_header(path)?;
         for suffix in ["-wal", "-shm"] {
             let side = sidecar(path, suffix);
             if let Ok(meta) = fs::symlink_metadata(&side) {
@@ -472,6 +475,24 @@ pub fn open_read_only(dir: &Path) -> Result<Connection, String> {
         ));
     }
     Ok(conn)
+}
+
+/// An empty file (new) or one that starts as every SQLite database does.
+fn check_header(path: &Path) -> Result<(), Unusable> {
+    use std::io::Read;
+    const MAGIC: &[u8; 16] = b"SQLite format 3\0";
+    let mut head = Vec::with_capacity(16);
+    dir::open_regular(OpenOptions::new().read(true), path, 0o600)
+        .and_then(|file| file.take(16).read_to_end(&mut head))
+        .map_err(|e| Unusable::Stop(format!("{}: cannot read: {e}", path.display())))?;
+    if head.is_empty() || head == MAGIC {
+        Ok(())
+    } else {
+        Err(Unusable::Replace(format!(
+            "{} is not an SQLite database",
+            path.display()
+        )))
+    }
 }
 
 fn sidecar(path: &Path, suffix: &str) -> PathBuf {

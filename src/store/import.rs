@@ -108,33 +108,37 @@ fn import(db: &mut Db, dir: &Path, files: &[(PathBuf, Option<String>)]) -> rusql
         tx.query_row("SELECT coalesce(max(seq), 0) + 1 FROM events", [], |row| {
             row.get(0)
         })?;
-    let mut count = 0;
-    for (channel, events) in &outboxes {
-        for event in events {
-            let seq = match tx
-                .query_row("SELECT seq FROM events WHERE id = ?1", [&event.id], |row| {
-                    row.get::<_, Seq>(0)
-                })
-                .optional()?
-            {
-                Some(seq) => seq,
-                None => {
-                    let decided = Decided {
-                        seq: next,
-                        at: parse_at(&event.at),
-                        event: Arc::new(event.clone()),
-                    };
-                    next += 1;
-                    db::insert_events(&tx, std::slice::from_ref(&decided), &[])?;
-                    decided.seq
-                }
-            };
-            tx.execute(
-                "INSERT OR IGNORE INTO deliveries (seq, channel, status) VALUES (?1, ?2, 'queued')",
-                params![seq, channel],
-            )?;
-            count += 1;
-        }
+    // Numbered in the order they were decided, across every outbox: an event queued on two
+    // channels is one event with two deliveries, and each channel keeps its order.
+    let mut all: Vec<(&str, &Event)> = outboxes
+        .iter()
+        .flat_map(|(channel, events)| events.iter().map(move |e| (channel.as_str(), e)))
+        .collect();
+    all.sort_by_key(|(_, event)| parse_at(&event.at));
+    let count = all.len();
+    for (channel, event) in all {
+        let known = tx
+            .query_row("SELECT seq FROM events WHERE id = ?1", [&event.id], |row| {
+                row.get::<_, Seq>(0)
+            })
+            .optional()?;
+        let seq = match known {
+            Some(seq) => seq,
+            None => {
+                let decided = Decided {
+                    seq: next,
+                    at: parse_at(&event.at),
+                    event: Arc::new(event.clone()),
+                };
+                next += 1;
+                db::insert_events(&tx, std::slice::from_ref(&decided), &[])?;
+                decided.seq
+            }
+        };
+        tx.execute(
+            "INSERT OR IGNORE INTO deliveries (seq, channel, status) VALUES (?1, ?2, 'queued')",
+            params![seq, channel],
+        )?;
     }
     tx.execute(
         "INSERT INTO meta (key, value) VALUES (?1, ?2)",

@@ -327,3 +327,6 @@ pub fn push_bounded<T>(
 
 /// A thread that is kept joinable: [`Writer::stop`] flushes and waits for it.
 pub(crate) type Thread = JoinHandle<()>;
+
+#[cfg(test)]
+mod tests;
