@@ -51,3 +51,15 @@ pub fn deliveries(state_dir: &Path, channel: &str) -> Vec<(String, String)> {
         .collect::<Result<_, _>>()
         .unwrap()
 }
+
+/// The attempts of each of `channel`'s events, oldest first.
+pub fn attempts(state_dir: &Path, channel: &str) -> Vec<u32> {
+    let conn = open(state_dir);
+    let mut stmt = conn
+        .prepare("SELECT attempts FROM deliveries WHERE channel = ?1 ORDER BY seq")
+        .unwrap();
+    stmt.query_map([channel], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
