@@ -606,6 +606,61 @@ mod tests {
         assert_eq!(view.live(), Ok(()));
     }
 
+    #[tokio::test]
+    async fn not_ready_while_the_state_cannot_be_committed_and_live_all_along() {
+        let view = View::new(Duration::from_secs(30), 3);
+        view.tick_done(vec![("proc".into(), 0, None)], Status::default());
+        view.store_result(Err("database or disk is full".into()));
+        assert_eq!(
+            view.ready(),
+            Err("the state cannot be saved: database or disk is full".into())
+        );
+        assert_eq!(view.live(), Ok(()), "a full disk must not get it restarted");
+        view.store_result(Ok(()));
+        assert_eq!(view.ready(), Ok(()));
+    }
+
+    #[test]
+    fn status_shows_the_newest_events_as_their_deliveries_stand() {
+        use crate::store::{Delivery, DeliveryStatus};
+        let view = View::new(Duration::from_secs(30), 3);
+        let event = |seq: i64| HistoryEvent {
+            seq,
+            id: format!("evt_{seq}"),
+            event: crate::model::EventKind::Fire,
+            kind: Kind::ProcBlocking,
+            entity: format!("proc:{seq}:1"),
+            host: "h".into(),
+            at: "2027-01-15T08:00:00Z".into(),
+            summary: "s".into(),
+            deliveries: vec![Delivery {
+                channel: "webhook".into(),
+                status: DeliveryStatus::Queued,
+                attempts: 0,
+                last_error: None,
+            }],
+        };
+        view.decided((1..=RECENT_EVENTS as i64 + 5).map(event));
+        view.delivery(&Mark {
+            seq: RECENT_EVENTS as i64 + 5,
+            channel: "webhook",
+            status: DeliveryStatus::Delivered,
+            attempts: 1,
+            last_error: None,
+        });
+        let status: serde_json::Value = serde_json::from_str(&view.status_json()).unwrap();
+        let events = status["events"].as_array().unwrap();
+        assert_eq!(events.len(), RECENT_EVENTS);
+        assert_eq!(
+            events[0]["id"],
+            format!("evt_{}", RECENT_EVENTS + 5),
+            "newest first"
+        );
+        assert_eq!(events[0]["deliveries"][0]["status"], "delivered");
+        assert_eq!(events[1]["deliveries"][0]["status"], "queued");
+        assert!(status.get("collectors").is_some(), "the tick's fields stay");
+    }
+
     /// Whether `admitted` was told to close (its permit is waiting).
     async fn told_to_close(admitted: &Admitted) -> bool {
         tokio::time::timeout(Duration::from_millis(10), admitted.close.notified())
