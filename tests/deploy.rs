@@ -234,7 +234,13 @@ fn the_daemonset_probes_names_the_node_and_keeps_state() {
         .unwrap()
         .to_string();
     let mount = &c["volumeMounts"][0];
-    assert_eq!(mount["mountPath"].as_str(), Some(state_dir.as_str()));
+    let mounted = mount["mountPath"].as_str().unwrap();
+    // A subdirectory watchdog creates 0700 itself: the volume may be a 0777 emptyDir.
+    assert_eq!(
+        std::path::Path::new(&state_dir).parent(),
+        Some(std::path::Path::new(mounted)),
+        "the state dir is a subdirectory of the volume"
+    );
     let volume = &pod["volumes"][0];
     assert_eq!(volume["name"], mount["name"]);
     assert!(
@@ -245,7 +251,7 @@ fn the_daemonset_probes_names_the_node_and_keeps_state() {
     let init = &pod["initContainers"][0];
     assert_eq!(
         strings(&init["command"]),
-        ["chown", "10001:10001", state_dir.as_str()]
+        ["chown", "10001:10001", mounted]
     );
     assert_eq!(
         strings(&init["securityContext"]["capabilities"]["drop"]),
