@@ -249,10 +249,7 @@ fn the_daemonset_probes_names_the_node_and_keeps_state() {
     );
     // The init container that makes the hostPath the pod user's: root, CHOWN and nothing else.
     let init = &pod["initContainers"][0];
-    assert_eq!(
-        strings(&init["command"]),
-        ["chown", "10001:10001", mounted]
-    );
+    assert_eq!(strings(&init["command"]), ["chown", "10001:10001", mounted]);
     assert_eq!(
         strings(&init["securityContext"]["capabilities"]["drop"]),
         ["ALL"]

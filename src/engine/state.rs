@@ -211,3 +211,66 @@ impl AlertState {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{CollectorFacts, Resource};
+
+    fn facts(failed_ticks: u32) -> Facts {
+        Facts::Collector(CollectorFacts {
+            collector: "proc".into(),
+            error: "x".into(),
+            failed_ticks,
+        })
+    }
+
+    fn entity(state: &mut AlertState) -> &mut EntityState {
+        state
+            .get_mut(Kind::CollectorFailing, "collector:proc")
+            .unwrap()
+    }
+
+    #[test]
+    fn the_decision_digest_ignores_facts_and_nothing_else() {
+        let mut state = AlertState::default();
+        state
+            .entities
+            .entry(Kind::CollectorFailing)
+            .or_default()
+            .insert(
+                "collector:proc".into(),
+                EntityState {
+                    kind: Kind::CollectorFailing,
+                    entity: "collector:proc".into(),
+                    since: 10,
+                    last_notified: 10,
+                    facts: facts(3),
+                    held: false,
+                },
+            );
+        let before = state.decision_digest();
+        entity(&mut state).facts = facts(4);
+        assert_eq!(state.decision_digest(), before, "facts only");
+        let changes: [(&str, fn(&mut AlertState)); 5] = [
+            ("last_notified", |s| entity(s).last_notified = 11),
+            ("since", |s| entity(s).since = 9),
+            ("held", |s| entity(s).held = true),
+            ("fail streak", |s| {
+                s.fail_streaks.insert("proc".into(), 1);
+            }),
+            ("pressure window", |s| {
+                s.pressure
+                    .resources
+                    .entry(Resource::Cpu)
+                    .or_default()
+                    .above_since = Some(5);
+            }),
+        ];
+        for (what, change) in changes {
+            let mut changed = state.clone();
+            change(&mut changed);
+            assert_ne!(changed.decision_digest(), before, "{what}");
+        }
+    }
+}

@@ -113,7 +113,7 @@ pub struct ProcFacts {
 
 /// Where a process runs, as its cgroup path says. Never asked of a container runtime: the
 /// names are the kernel's, so an id is the runtime's full id and nothing more.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ContainerFacts {
     /// `docker`, `podman`, `containerd`, `cri-o`, `kubernetes`, `systemd` or `none`.
     pub runtime: String,

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::{ContainerFacts, Resource, Unix};
 
 /// What the watchdog remembers of one job, in its own state.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Remembered {
     pub name: Option<String>,
     pub pid: Option<u32>,
@@ -32,7 +32,7 @@ pub struct Remembered {
 }
 
 /// Remembered jobs, by id.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct JobsMemory {
     pub jobs: BTreeMap<String, Remembered>,
 }
@@ -52,7 +52,7 @@ impl JobsMemory {
 }
 
 /// The matching members of each process group the proc builder saw (pgid grouping only).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ProcMemory {
     /// Member pids by pgid, sorted.
     pub groups: BTreeMap<u32, Vec<u32>>,
@@ -73,7 +73,7 @@ pub enum Memory {
 }
 
 /// What the pressure builder remembers of one resource.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct PressureTrack {
     /// Whether its entity is active: it stays so until `some avg60` has been below the
     /// threshold for `WATCHDOG_PRESSURE_FOR_S`.
@@ -85,7 +85,7 @@ pub struct PressureTrack {
 }
 
 /// Remembered resources; a resource with no source on this host has no entry.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct PressureMemory {
     pub resources: BTreeMap<Resource, PressureTrack>,
 }

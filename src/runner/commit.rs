@@ -138,3 +138,116 @@ pub fn parse_state(body: Option<&str>) -> AlertState {
         AlertState::default()
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{self, CollectorTick, Rules};
+    use crate::event::Event;
+    use crate::model::{CollectFailure, EventKind, Lang};
+    use std::sync::Arc;
+
+    const RULES: Rules = Rules {
+        proc_cooldown_s: 1800,
+        jobs_cooldown_s: 1800,
+        pressure_cooldown_s: 1800,
+        collector_fail_ticks: 3,
+        collector_fail_cooldown_s: 1800,
+    };
+
+    /// `state` after one failed tick of `proc`: a fail streak, and so a new decision digest.
+    fn failed_once(state: AlertState, now: Unix) -> engine::Outcome {
+        let error = CollectFailure::TimedOut {
+            running_s: 10,
+            limit_s: 10,
+        };
+        engine::decide(
+            state,
+            vec![("proc", CollectorTick::Failed { error })],
+            now,
+            &RULES,
+        )
+    }
+
+    fn prepare(commits: &mut Commits, state: &AlertState, events: &[Decided], at: Unix) -> bool {
+        commits
+            .prepare(state, events, vec!["webhook"], at, 86_400, 10, false)
+            .is_some()
+    }
+
+    #[test]
+    fn a_tick_that_changes_nothing_is_committed_only_when_the_facts_are_due() {
+        let state = AlertState::default();
+        let mut commits = Commits::new(&state, 1, 1_000);
+        assert!(!prepare(&mut commits, &state, &[], 1_001));
+        assert!(!prepare(
+            &mut commits,
+            &state,
+            &[],
+            1_000 + FACTS_EVERY_S - 1
+        ));
+        assert!(prepare(&mut commits, &state, &[], 1_000 + FACTS_EVERY_S));
+        commits.finished(&Ok(()), 1_000 + FACTS_EVERY_S, Path::new("/s"));
+        assert!(!prepare(
+            &mut commits,
+            &state,
+            &[],
+            1_000 + FACTS_EVERY_S + 1
+        ));
+    }
+
+    #[test]
+    fn a_changed_decision_is_committed_at_once() {
+        let state = AlertState::default();
+        let mut commits = Commits::new(&state, 1, 1_000);
+        let next = failed_once(state, 1_001).state;
+        assert!(
+            prepare(&mut commits, &next, &[], 1_001),
+            "a fail streak decides an alert"
+        );
+        commits.finished(&Ok(()), 1_001, Path::new("/s"));
+        assert!(
+            !prepare(&mut commits, &next, &[], 1_002),
+            "and once it is stored, no more"
+        );
+    }
+
+    #[test]
+    fn events_are_committed_and_kept_until_a_commit_works() {
+        let state = AlertState::default();
+        let mut commits = Commits::new(&state, 1, 1_000);
+        let alert = failed_once(
+            failed_once(failed_once(AlertState::default(), 1).state, 2).state,
+            3,
+        )
+        .alerts;
+        assert_eq!(alert.len(), 1, "the third failed tick fires");
+        let decided = Decided {
+            seq: commits.number(),
+            at: 3,
+            event: Arc::new(Event::render(&alert[0], "h", Lang::En)),
+        };
+        assert_eq!(decided.event.event, EventKind::Fire);
+        let tick = commits
+            .prepare(
+                &state,
+                &[decided],
+                vec!["webhook"],
+                1_001,
+                86_400,
+                10,
+                false,
+            )
+            .unwrap();
+        assert_eq!(tick.events.len(), 1);
+        commits.finished(&Err("disk full".into()), 1_001, Path::new("/s"));
+        // Nothing new, but the event still waits: every tick tries again, with it.
+        let again = commits
+            .prepare(&state, &[], vec!["webhook"], 1_002, 86_400, 10, false)
+            .unwrap();
+        assert_eq!(again.events.len(), 1);
+        commits.finished(&Ok(()), 1_002, Path::new("/s"));
+        assert!(!prepare(&mut commits, &state, &[], 1_003));
+        assert_eq!(commits.number(), 2, "numbers go on");
+    }
+}
