@@ -252,7 +252,8 @@ mod tests {
         let before = state.decision_digest();
         entity(&mut state).facts = facts(4);
         assert_eq!(state.decision_digest(), before, "facts only");
-        let changes: [(&str, fn(&mut AlertState)); 5] = [
+        type Change = (&'static str, fn(&mut AlertState));
+        let changes: [Change; 5] = [
             ("last_notified", |s| entity(s).last_notified = 11),
             ("since", |s| entity(s).since = 9),
             ("held", |s| entity(s).held = true),
