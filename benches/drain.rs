@@ -16,7 +16,11 @@
 //! nothing there. Ticks are timed from the daemon's own `tick done` lines (JSON logs, with a
 //! filter that enables that line and not the per-entity `decided` lines: 10,000 of those a tick
 //! would be the bench's load, not the daemon's). `WATCHDOG_BENCH_RUNS` (default 3) runs it that
-//! many times and prints the median. Not part of CI's pass/fail: figures depend on the machine.
+//! many times and prints the median. Diagnostics: `WATCHDOG_BENCH_TICKS=1` prints the tick
+//! times around the drain, `WATCHDOG_BENCH_STRACE=FILE` attaches `strace -f -c` to the daemon's
+//! writes and syncs for the drain (it slows every syscall, so that run's times do not count),
+//! `WATCHDOG_BENCH_KEEP=1` keeps the state dir to look at. Not part of CI's pass/fail: figures
+//! depend on the machine.
 
 use std::collections::HashSet;
 use std::fs;
@@ -30,11 +34,14 @@ use std::time::{Duration, Instant};
 
 const EVENTS: usize = 10_000;
 const INTERVAL_S: u64 = 1;
-/// The backoff cap while refused: the first retry after the switch comes within it, so the
-/// drain measures the store and the channel, not how long the last backoff had left.
+/// The backoff cap while refused (`WATCHDOG_BENCH_RETRY_MAX_S` sets another): the first retry
+/// after the switch comes within it, so the drain measures the store and the channel, not how
+/// long the last backoff had left (up to the daemon's default of 300 s).
 const RETRY_MAX_S: u64 = 1;
 /// `TMPFS_MAGIC` from linux/magic.h.
 const TMPFS_MAGIC: i64 = 0x0102_1994;
+/// How long the receiver keeps refusing once every event is queued.
+const REFUSE_S: u64 = 10;
 const DRAIN_LIMIT: Duration = Duration::from_secs(600);
 const TARGET_DRAIN_S: f64 = 60.0;
 const TARGET_WRITE_BYTES: u64 = 100_000_000;
@@ -74,6 +81,8 @@ fn fake_proc(root: &Path, n: usize) -> std::io::Result<()> {
 /// Refuses a tmpfs, where `write_bytes` reads 0 whatever is written.
 fn refuse_tmpfs(dir: &Path) -> Result<(), String> {
     let fs = rustix::fs::statfs(dir).map_err(|e| format!("statfs {}: {e}", dir.display()))?;
+    // f_type is `__fsword_t`: i64 on x86_64, narrower or unsigned on other targets.
+    #[allow(clippy::useless_conversion)]
     if i64::from(fs.f_type) == TMPFS_MAGIC {
         return Err(format!(
             "{} is on tmpfs: /proc/<pid>/io write_bytes counts nothing there, so the bytes the \
@@ -274,12 +283,17 @@ struct Figures {
     drain_s: f64,
     /// From the switch to the first 200.
     first_s: f64,
+    /// Written from the start until all 10,000 were queued; then while refused.
+    queue: Io,
+    refused: Io,
     drain: Io,
     total: Io,
     /// Ticks done during the drain, and the longest gap between two of them.
     ticks: usize,
     max_gap_s: f64,
     hwm_kib: u64,
+    /// RSS once all 10,000 were queued.
+    rss_queued_kib: u64,
     posts: usize,
 }
 
@@ -292,7 +306,7 @@ impl Drop for Killed {
     }
 }
 
-fn run_once(bin: &Path, parent: &Path, run: usize) -> Figures {
+fn run_once(bin: &Path, parent: &Path, retry_max_s: u64, run: usize) -> Figures {
     let dir = tempfile::Builder::new()
         .prefix("watchdog-drain-")
         .tempdir_in(parent)
@@ -306,7 +320,7 @@ fn run_once(bin: &Path, parent: &Path, run: usize) -> Figures {
         ("WATCHDOG_PROC_ROOT", root.display().to_string()),
         ("WATCHDOG_STATE_DIR", state.display().to_string()),
         ("WATCHDOG_INTERVAL_S", INTERVAL_S.to_string()),
-        ("WATCHDOG_RETRY_MAX_S", RETRY_MAX_S.to_string()),
+        ("WATCHDOG_RETRY_MAX_S", retry_max_s.to_string()),
         ("WATCHDOG_WEBHOOK_URL", receiver.url.clone()),
         ("WATCHDOG_LISTEN", "127.0.0.1:0".to_string()),
         ("WATCHDOG_LOG_FORMAT", "json".to_string()),
@@ -351,9 +365,13 @@ fn run_once(bin: &Path, parent: &Path, run: usize) -> Figures {
             .then_some(())
     });
     let queued_s = queued.elapsed().as_secs_f64();
-    // A few ticks of the steady state under refusal.
-    std::thread::sleep(Duration::from_secs(3));
+    let at_queued = io(pid);
+    let rss_queued_kib = status_kib(pid, "VmRSS:");
+    // Ticks of the steady state under refusal: 10,000 entities within their cooldown, every
+    // event retried and refused.
+    std::thread::sleep(Duration::from_secs(REFUSE_S));
 
+    let strace = std::env::var_os("WATCHDOG_BENCH_STRACE").map(|out| attach_strace(pid, &out, run));
     let before = io(pid);
     let switched_unix = now_unix();
     let switched = Instant::now();
@@ -365,6 +383,9 @@ fn run_once(bin: &Path, parent: &Path, run: usize) -> Figures {
     let drain_s = depth_zero.duration_since(switched).as_secs_f64();
     let drain_end_unix = switched_unix + drain_s;
     let after = io(pid);
+    if let Some(strace) = strace {
+        detach_strace(strace);
+    }
     // One more batch time and a tick, so the last marks are committed in the total.
     std::thread::sleep(Duration::from_millis(1500));
     let total = io(pid);
@@ -395,12 +416,29 @@ fn run_once(bin: &Path, parent: &Path, run: usize) -> Figures {
         .windows(2)
         .map(|w| w[1] - w[0])
         .fold(0.0f64, f64::max);
+    if std::env::var_os("WATCHDOG_BENCH_TICKS").is_some() {
+        let near: Vec<String> = log
+            .ticks
+            .iter()
+            .filter(|t| **t > switched_unix - 5.0 && **t < drain_end_unix + 5.0)
+            .map(|t| format!("{:+.2}", t - switched_unix))
+            .collect();
+        println!(
+            "  ticks done, seconds from the switch (drain ends at {drain_s:+.2}): {}",
+            near.join(" ")
+        );
+    }
     for error in &log.errors {
         println!("  daemon ERROR: {error}");
     }
     let figures = Figures {
         drain_s,
         first_s,
+        queue: at_queued,
+        refused: Io {
+            wchar: before.wchar - at_queued.wchar,
+            write_bytes: before.write_bytes - at_queued.write_bytes,
+        },
         drain: Io {
             wchar: after.wchar - before.wchar,
             write_bytes: after.write_bytes - before.write_bytes,
@@ -409,13 +447,19 @@ fn run_once(bin: &Path, parent: &Path, run: usize) -> Figures {
         ticks: window.len().saturating_sub(2),
         max_gap_s,
         hwm_kib,
+        rss_queued_kib,
         posts: receiver.posts.load(Ordering::Relaxed),
     };
     println!(
-        "run {}: queued in {queued_s:.1} s; drain {:.2} s (first 200 after {:.2} s); drained: \
+        "run {}: queued in {queued_s:.1} s (write_bytes {:.1} MB, wchar {:.1} MB); refused \
+         for {REFUSE_S} s (write_bytes {:.1} MB, wchar {:.1} MB); drain {:.2} s (first 200 after {:.2} s); drained: \
          write_bytes {:.1} MB, wchar {:.1} MB; total: write_bytes {:.1} MB, wchar {:.1} MB; \
-         {} ticks in the drain, longest gap {:.2} s; peak RSS {:.1} MiB; {} posts ({} refused)",
+         {} ticks in the drain, longest gap {:.2} s; peak RSS {:.1} MiB (RSS {:.1} MiB when queued); {} posts ({} refused)",
         run + 1,
+        mb(figures.queue.write_bytes),
+        mb(figures.queue.wchar),
+        mb(figures.refused.write_bytes),
+        mb(figures.refused.wchar),
         figures.drain_s,
         figures.first_s,
         mb(figures.drain.write_bytes),
@@ -425,11 +469,49 @@ fn run_once(bin: &Path, parent: &Path, run: usize) -> Figures {
         figures.ticks,
         figures.max_gap_s,
         figures.hwm_kib as f64 / 1024.0,
+        figures.rss_queued_kib as f64 / 1024.0,
         figures.posts,
         receiver.refused.load(Ordering::Relaxed),
     );
     drop(daemon);
+    if std::env::var_os("WATCHDOG_BENCH_KEEP").is_some() {
+        println!("  kept {}", dir.keep().display());
+    }
     figures
+}
+
+/// `strace -c` of the daemon's writes and syncs, attached for the drain only: its summary goes
+/// to `<out>.<run>`.
+fn attach_strace(pid: u32, out: &std::ffi::OsStr, run: usize) -> Child {
+    let mut path = out.to_owned();
+    path.push(format!(".{}", run + 1));
+    let child = Command::new("strace")
+        .args([
+            "-f",
+            "-c",
+            "-e",
+            "trace=write,pwrite64,writev,fsync,fdatasync",
+            "-p",
+        ])
+        .arg(pid.to_string())
+        .arg("-o")
+        .arg(&path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("strace runs");
+    // strace attaches to every thread before the drain starts.
+    std::thread::sleep(Duration::from_millis(500));
+    println!("  strace -c of the drain: {}", Path::new(&path).display());
+    child
+}
+
+fn detach_strace(mut strace: Child) {
+    let _ = Command::new("kill")
+        .args(["-INT", &strace.id().to_string()])
+        .status();
+    let _ = strace.wait();
 }
 
 fn mb(bytes: u64) -> f64 {
@@ -456,6 +538,10 @@ fn main() {
     }
     // Built by cargo for this bench with the bench profile (it inherits `release`).
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_watchdog"));
+    let retry_max_s: u64 = std::env::var("WATCHDOG_BENCH_RETRY_MAX_S")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(RETRY_MAX_S);
     println!(
         "machine: {} cores, {}; state under {} (not tmpfs)",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
@@ -467,9 +553,11 @@ fn main() {
     println!("binary: {}", bin.display());
     println!(
         "{EVENTS} fires queued against 503, then 200; WATCHDOG_INTERVAL_S={INTERVAL_S}, \
-         WATCHDOG_RETRY_MAX_S={RETRY_MAX_S}; {runs} runs"
+         WATCHDOG_RETRY_MAX_S={retry_max_s}; refused for {REFUSE_S} s once all are queued; {runs} runs"
     );
-    let all: Vec<Figures> = (0..runs).map(|run| run_once(&bin, &parent, run)).collect();
+    let all: Vec<Figures> = (0..runs)
+        .map(|run| run_once(&bin, &parent, retry_max_s, run))
+        .collect();
     let med = |f: fn(&Figures) -> f64| median(all.iter().map(f).collect());
     let drain_s = med(|f| f.drain_s);
     let written = med(|f| f.drain.write_bytes as f64);
