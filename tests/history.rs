@@ -89,7 +89,7 @@ fn written(dir: &Path) {
     ];
     runtime
         .block_on(store.commit(TickCommit {
-            state: Some("{}".into()),
+            state: None,
             events,
             channels: vec!["slack", "webhook"],
             prune_before: 0,

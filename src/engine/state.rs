@@ -43,6 +43,7 @@ pub struct AlertState {
 #[derive(Serialize, Deserialize)]
 struct StateFile {
     version: u32,
+    #[serde(default)]
     entities: Vec<EntityState>,
     fail_streaks: BTreeMap<String, u32>,
     #[serde(default)]
@@ -114,6 +115,49 @@ impl AlertState {
             serde_json::to_vec(&(&self.jobs, &self.proc, &self.pressure)).unwrap_or_default();
         memory.hash(&mut hash);
         hash.finish()
+    }
+
+    /// A digest of what decides `entity`'s alerts (all of it but its facts): the store rewrites
+    /// an entity's row when this changes, and every row when the facts are due.
+    pub fn entity_digest(entity: &EntityState) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut hash = std::collections::hash_map::DefaultHasher::new();
+        (entity.since, entity.last_notified, entity.held).hash(&mut hash);
+        hash.finish()
+    }
+
+    /// Everything but the entities, as JSON: the one row the store keeps beside one row per
+    /// entity.
+    pub fn rest_json(&self) -> String {
+        let rest = StateFile {
+            version: STATE_VERSION,
+            entities: Vec::new(),
+            fail_streaks: self.fail_streaks.clone(),
+            jobs: self.jobs.clone(),
+            proc: self.proc.clone(),
+            pressure: self.pressure.clone(),
+        };
+        // Maps of plain values with string keys always serialize.
+        serde_json::to_string(&rest).unwrap_or_default()
+    }
+
+    /// The state from the store's rows: `rest` (which may also hold entities, as a 0.1
+    /// `state.json` does) and one JSON body per entity; and whether `rest` held entities, which
+    /// must then be given rows of their own.
+    ///
+    /// # Errors
+    /// A row that cannot be read, naming what it is.
+    pub fn from_stored(rest: &str, entities: &[String]) -> Result<(Self, bool), String> {
+        let file: StateFile =
+            serde_json::from_str(rest).map_err(|e| format!("the state row: {e}"))?;
+        let embedded = !file.entities.is_empty();
+        let mut state = Self::from(file);
+        for body in entities {
+            let entity: EntityState =
+                serde_json::from_str(body).map_err(|e| format!("an entity row: {e}"))?;
+            state.insert(entity);
+        }
+        Ok((state, embedded))
     }
 
     /// Every entity, in no particular order.

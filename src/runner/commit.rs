@@ -8,12 +8,15 @@
 //! `WATCHDOG_OUTBOX_MAX`, and goes with the next commit that works. It numbers events, and
 //! logs one ERROR when commits start failing and one line when they work again.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 
 use crate::engine::AlertState;
-use crate::model::Unix;
-use crate::store::{push_bounded, Decided, Seq, TickCommit};
+use crate::model::{Kind, Unix};
+use crate::store::{push_bounded, Decided, Seq, StateWrite, StoredState, TickCommit};
+
+/// Each stored entity's [`AlertState::entity_digest`], by kind and id.
+type Digests = HashMap<Kind, HashMap<String, u64>>;
 
 /// The longest the stored facts lag behind when nothing else changes, in seconds.
 pub const FACTS_EVERY_S: Unix = 300;
@@ -27,21 +30,33 @@ pub struct Commits {
     committed: u64,
     /// The digest of the state being committed.
     committing: u64,
+    /// The entity rows as stored, and as they will be once the commit in flight works.
+    stored: Digests,
+    storing: Option<(Digests, bool)>,
     last_commit_at: Unix,
+    /// When every entity row was last written with fresh facts.
+    last_facts_at: Unix,
+    /// The next commit writes every entity row (the state came from a 0.1 file).
+    rewrite: bool,
     /// Why commits fail, while they do.
     failing: Option<String>,
 }
 
 impl Commits {
-    /// Starts from the state as loaded, which is the committed one.
-    pub fn new(state: &AlertState, next_seq: Seq, now: Unix) -> Self {
+    /// Starts from the state as loaded, which is the committed one; `rewrite` when its entities
+    /// have no rows of their own yet.
+    pub fn new(state: &AlertState, next_seq: Seq, now: Unix, rewrite: bool) -> Self {
         let digest = state.decision_digest();
         Self {
             next_seq,
             backlog: VecDeque::new(),
             committed: digest,
             committing: digest,
+            stored: digests(state),
+            storing: None,
             last_commit_at: now,
+            last_facts_at: now,
+            rewrite,
             failing: None,
         }
     }
@@ -78,28 +93,58 @@ impl Commits {
             }
         }
         let digest = state.decision_digest();
-        let due = force
+        let facts_due =
+            force || self.rewrite || at.saturating_sub(self.last_facts_at) >= FACTS_EVERY_S;
+        let due = facts_due
             || !self.backlog.is_empty()
             || self.failing.is_some()
-            || digest != self.committed
-            || at.saturating_sub(self.last_commit_at) >= FACTS_EVERY_S;
+            || digest != self.committed;
         if !due {
             return None;
         }
         self.committing = digest;
-        let body = match serde_json::to_string(state) {
-            Ok(body) => Some(body),
-            Err(e) => {
-                tracing::error!("cannot serialize the alert state: {e}");
-                None
-            }
-        };
+        let (write, storing) = self.changes(state, facts_due);
+        self.storing = Some(storing);
         Some(TickCommit {
-            state: body,
+            state: Some(write),
             events: self.backlog.iter().cloned().collect(),
             channels,
             prune_before: at.saturating_sub(history_s),
         })
+    }
+
+    /// The rows to write to go from what is stored to `state`: every entity when `all` (the
+    /// facts are due), else those whose digest changed; and the digests once written.
+    fn changes(&self, state: &AlertState, all: bool) -> (StateWrite, (Digests, bool)) {
+        let mut write = StateWrite {
+            rest: state.rest_json(),
+            replace_all: all,
+            ..StateWrite::default()
+        };
+        let next = digests(state);
+        for entity in state.entities() {
+            let digest = next[&entity.kind][entity.entity.as_str()];
+            let stored = self
+                .stored
+                .get(&entity.kind)
+                .and_then(|of_kind| of_kind.get(entity.entity.as_str()));
+            if all || stored != Some(&digest) {
+                // A struct of strings, numbers and maps with string keys always serializes.
+                let body = serde_json::to_string(entity).unwrap_or_default();
+                write
+                    .upsert
+                    .push((entity.kind.as_str(), entity.entity.clone(), body));
+            }
+        }
+        let gone = if all { &Digests::new() } else { &self.stored };
+        for (kind, of_kind) in gone {
+            for id in of_kind.keys() {
+                if state.get(*kind, id).is_none() {
+                    write.delete.push((kind.as_str(), id.clone()));
+                }
+            }
+        }
+        (write, (next, all))
     }
 
     /// Takes note of how the commit [`Commits::prepare`] made went.
@@ -108,6 +153,13 @@ impl Commits {
             Ok(()) => {
                 self.backlog.clear();
                 self.committed = self.committing;
+                if let Some((storing, facts)) = self.storing.take() {
+                    self.stored = storing;
+                    if facts {
+                        self.last_facts_at = at;
+                        self.rewrite = false;
+                    }
+                }
                 self.last_commit_at = at;
                 if self.failing.take().is_some() {
                     tracing::info!(dir = %dir.display(), "the state is committed again");
@@ -128,14 +180,25 @@ impl Commits {
     }
 }
 
-/// The stored state; a fresh one when there is none, or when it cannot be read (logged).
-pub fn parse_state(body: Option<&str>) -> AlertState {
-    let Some(body) = body else {
-        return AlertState::default();
+fn digests(state: &AlertState) -> Digests {
+    let mut all = Digests::new();
+    for entity in state.entities() {
+        all.entry(entity.kind)
+            .or_default()
+            .insert(entity.entity.clone(), AlertState::entity_digest(entity));
+    }
+    all
+}
+
+/// The stored state, and whether its entities still need rows of their own; a fresh state
+/// when there is none, or when it cannot be read (logged).
+pub fn parse_state(stored: Option<&StoredState>) -> (AlertState, bool) {
+    let Some(stored) = stored else {
+        return (AlertState::default(), false);
     };
-    serde_json::from_str(body).unwrap_or_else(|e| {
+    AlertState::from_stored(&stored.rest, &stored.entities).unwrap_or_else(|e| {
         tracing::error!("the stored alert state cannot be read ({e}); starting fresh");
-        AlertState::default()
+        (AlertState::default(), true)
     })
 }
 
@@ -175,10 +238,91 @@ mod tests {
             .is_some()
     }
 
+    /// Ticks of `proc` and `jobs` failing (`true`) or working, from `state`.
+    fn ticks(mut state: AlertState, from: Unix, plan: &[(bool, bool)]) -> AlertState {
+        let error = || CollectFailure::TimedOut {
+            running_s: 10,
+            limit_s: 10,
+        };
+        for (i, (proc, jobs)) in plan.iter().enumerate() {
+            let tick = |failed: bool| {
+                if failed {
+                    CollectorTick::Failed { error: error() }
+                } else {
+                    CollectorTick::ok(Vec::new())
+                }
+            };
+            let collectors = vec![("proc", tick(*proc)), ("jobs", tick(*jobs))];
+            state = engine::decide(state, collectors, from + i as Unix, &RULES).state;
+        }
+        state
+    }
+
+    fn rows(write: &StateWrite) -> (Vec<&str>, Vec<&str>, bool) {
+        let mut upsert: Vec<&str> = write.upsert.iter().map(|(_, id, _)| id.as_str()).collect();
+        upsert.sort_unstable();
+        let delete = write.delete.iter().map(|(_, id)| id.as_str()).collect();
+        (upsert, delete, write.replace_all)
+    }
+
+    #[test]
+    fn only_the_entity_rows_that_changed_are_written() {
+        // Both collectors blind for three ticks: two collector_failing entities.
+        let both = ticks(AlertState::default(), 1, &[(true, true); 3]);
+        assert_eq!(both.entities().count(), 2);
+        let mut commits = Commits::new(&AlertState::default(), 1, 1_000, false);
+        let first = commits
+            .prepare(&both, &[], vec![], 1_001, 86_400, 10, false)
+            .unwrap();
+        assert_eq!(
+            rows(first.state.as_ref().unwrap()),
+            (vec!["collector:jobs", "collector:proc"], vec![], false)
+        );
+        commits.finished(&Ok(()), 1_001, Path::new("/s"));
+
+        // proc still blind (its facts change: the failed ticks count on), jobs sees again.
+        let next = ticks(both, 4, &[(true, false)]);
+        let tick = commits
+            .prepare(&next, &[], vec![], 1_002, 86_400, 10, false)
+            .unwrap();
+        assert_eq!(
+            rows(tick.state.as_ref().unwrap()),
+            (vec![], vec!["collector:jobs"], false),
+            "proc's row keeps its older facts; jobs' row goes"
+        );
+        commits.finished(&Ok(()), 1_002, Path::new("/s"));
+
+        let due = commits
+            .prepare(&next, &[], vec![], 1_000 + FACTS_EVERY_S, 86_400, 10, false)
+            .unwrap();
+        assert_eq!(
+            rows(due.state.as_ref().unwrap()),
+            (vec!["collector:proc"], vec![], true),
+            "facts due: every row, in place of all"
+        );
+    }
+
+    #[test]
+    fn a_state_from_a_0_1_file_gets_its_rows_at_the_first_tick() {
+        let both = ticks(AlertState::default(), 1, &[(true, true); 3]);
+        let mut commits = Commits::new(&both, 1, 1_000, true);
+        let first = commits
+            .prepare(&both, &[], vec![], 1_001, 86_400, 10, false)
+            .expect("committed although nothing changed");
+        assert_eq!(
+            rows(first.state.as_ref().unwrap()),
+            (vec!["collector:jobs", "collector:proc"], vec![], true)
+        );
+        commits.finished(&Ok(()), 1_001, Path::new("/s"));
+        assert!(commits
+            .prepare(&both, &[], vec![], 1_002, 86_400, 10, false)
+            .is_none());
+    }
+
     #[test]
     fn a_tick_that_changes_nothing_is_committed_only_when_the_facts_are_due() {
         let state = AlertState::default();
-        let mut commits = Commits::new(&state, 1, 1_000);
+        let mut commits = Commits::new(&state, 1, 1_000, false);
         assert!(!prepare(&mut commits, &state, &[], 1_001));
         assert!(!prepare(
             &mut commits,
@@ -199,7 +343,7 @@ mod tests {
     #[test]
     fn a_changed_decision_is_committed_at_once() {
         let state = AlertState::default();
-        let mut commits = Commits::new(&state, 1, 1_000);
+        let mut commits = Commits::new(&state, 1, 1_000, false);
         let next = failed_once(state, 1_001).state;
         assert!(
             prepare(&mut commits, &next, &[], 1_001),
@@ -215,7 +359,7 @@ mod tests {
     #[test]
     fn events_are_committed_and_kept_until_a_commit_works() {
         let state = AlertState::default();
-        let mut commits = Commits::new(&state, 1, 1_000);
+        let mut commits = Commits::new(&state, 1, 1_000, false);
         let alert = failed_once(
             failed_once(failed_once(AlertState::default(), 1).state, 2).state,
             3,

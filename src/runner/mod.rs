@@ -123,7 +123,7 @@ impl Daemon {
             &names,
             crate::endpoint::RECENT_EVENTS,
         )?;
-        let mut state = commit::parse_state(loaded.state.as_deref());
+        let (mut state, rewrite) = commit::parse_state(loaded.state.as_ref());
         for dropped in state.retain_enabled(&scheduler.names()) {
             tracing::info!(
                 kind = dropped.kind.as_str(),
@@ -177,7 +177,7 @@ impl Daemon {
         Ok(Self {
             settings,
             scheduler,
-            commits: commit::Commits::new(&state, loaded.next_seq, clock.now()),
+            commits: commit::Commits::new(&state, loaded.next_seq, clock.now(), rewrite),
             state,
             store,
             writer: Some(writer),

@@ -14,7 +14,10 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
-use super::{dir, Decided, Delivery, DeliveryStatus, HistoryEvent, Loaded, Mark, Queued, Seq};
+use super::{
+    dir, Decided, Delivery, DeliveryStatus, HistoryEvent, Loaded, Mark, Queued, Seq, StateWrite,
+    StoredState,
+};
 use crate::event::Event;
 use crate::model::Unix;
 
@@ -39,6 +42,12 @@ CREATE TABLE state (
     body TEXT NOT NULL,
     saved_at INTEGER NOT NULL
 );
+CREATE TABLE entities (
+    kind TEXT NOT NULL,
+    entity TEXT NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (kind, entity)
+) WITHOUT ROWID;
 CREATE TABLE events (
     seq INTEGER PRIMARY KEY,
     id TEXT NOT NULL UNIQUE,
@@ -224,10 +233,22 @@ impl Db {
                 "queued events of a channel that is no longer configured are marked dropped"
             );
         }
-        let state = self
+        let rest: Option<String> = self
             .conn
             .query_row("SELECT body FROM state WHERE id = 1", [], |row| row.get(0))
             .optional()?;
+        let state = match rest {
+            None => None,
+            Some(rest) => {
+                let mut stmt = self
+                    .conn
+                    .prepare("SELECT body FROM entities ORDER BY kind, entity")?;
+                let entities = stmt
+                    .query_map([], |row| row.get(0))?
+                    .collect::<Result<_, _>>()?;
+                Some(StoredState { rest, entities })
+            }
+        };
         let last: Option<Seq> = self
             .conn
             .query_row("SELECT max(seq) FROM events", [], |row| row.get(0))?;
@@ -360,7 +381,7 @@ pub fn apply_marks(tx: &rusqlite::Transaction<'_>, marks: &[Mark]) -> rusqlite::
     Ok(missing)
 }
 
-/// Saves the alert state.
+/// Saves the state row: the alert state less its entities (or, from a 0.1 import, all of it).
 ///
 /// # Errors
 /// A statement fails.
@@ -370,6 +391,33 @@ pub fn save_state(tx: &rusqlite::Transaction<'_>, body: &str, at: Unix) -> rusql
          ON CONFLICT (id) DO UPDATE SET body = excluded.body, saved_at = excluded.saved_at",
     )?
     .execute(params![body, at])?;
+    Ok(())
+}
+
+/// Writes what changed in the alert state: the state row, and the entity rows that changed.
+///
+/// # Errors
+/// A statement fails.
+pub fn write_state(
+    tx: &rusqlite::Transaction<'_>,
+    write: &StateWrite,
+    at: Unix,
+) -> rusqlite::Result<()> {
+    save_state(tx, &write.rest, at)?;
+    if write.replace_all {
+        tx.execute("DELETE FROM entities", [])?;
+    }
+    let mut upsert = tx.prepare_cached(
+        "INSERT INTO entities (kind, entity, body) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (kind, entity) DO UPDATE SET body = excluded.body",
+    )?;
+    for (kind, entity, body) in &write.upsert {
+        upsert.execute(params![kind, entity, body])?;
+    }
+    let mut delete = tx.prepare_cached("DELETE FROM entities WHERE kind = ?1 AND entity = ?2")?;
+    for (kind, entity) in &write.delete {
+        delete.execute(params![kind, entity])?;
+    }
     Ok(())
 }
 

@@ -1,6 +1,7 @@
 //! Durable state: one SQLite database, `$WATCHDOG_STATE_DIR/watchdog.db`.
 //!
-//! Owns the alert state, each channel's outbox, the dead letters and the event history, and
+//! Owns the alert state (one row per entity, so a tick rewrites only what it changed), each
+//! channel's outbox, the dead letters and the event history, and
 //! the one thread that writes them. A tick's new state and the events it decided go in one
 //! transaction ([`Store::commit`]), so `kill -9` at any instant leaves the old state with none
 //! of its events, or the new state with all of them queued; an event is handed to delivery
@@ -108,11 +109,31 @@ pub struct Queued {
     pub attempts: u32,
 }
 
+/// What changed in the alert state since the last commit.
+#[derive(Debug, Clone, Default)]
+pub struct StateWrite {
+    /// Everything but the entities, as JSON.
+    pub rest: String,
+    /// Entities whose row is (re)written: kind, entity id, JSON body.
+    pub upsert: Vec<(&'static str, String, String)>,
+    /// Entities whose row goes: kind, entity id.
+    pub delete: Vec<(&'static str, String)>,
+    /// Every other entity row goes: `upsert` is the whole set.
+    pub replace_all: bool,
+}
+
+/// The alert state as stored: the rest, and one body per entity.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StoredState {
+    pub rest: String,
+    pub entities: Vec<String>,
+}
+
 /// What one tick commits.
 #[derive(Debug, Clone, Default)]
 pub struct TickCommit {
-    /// The alert state as JSON; `None` keeps the stored one.
-    pub state: Option<String>,
+    /// What changed in the alert state; `None` keeps the stored one.
+    pub state: Option<StateWrite>,
     /// Events not yet committed, oldest first: queued on every channel.
     pub events: Vec<Decided>,
     pub channels: Vec<&'static str>,
@@ -190,8 +211,8 @@ impl HistoryEvent {
 /// What the database held at start.
 #[derive(Debug, Default)]
 pub struct Loaded {
-    /// The alert state as JSON, if one was saved.
-    pub state: Option<String>,
+    /// The alert state, if one was saved.
+    pub state: Option<StoredState>,
     /// Each configured channel's undelivered events, oldest first.
     pub outboxes: Vec<(&'static str, Vec<Queued>)>,
     /// The number the next decided event gets.

@@ -37,7 +37,10 @@ fn decided(seq: Seq, kind: EventKind, at: Unix) -> Decided {
 
 fn tick(state: &str, events: Vec<Decided>, channels: &[&'static str]) -> TickCommit {
     TickCommit {
-        state: Some(state.to_string()),
+        state: Some(StateWrite {
+            rest: state.to_string(),
+            ..StateWrite::default()
+        }),
         events,
         channels: channels.to_vec(),
         prune_before: 0,
@@ -85,7 +88,7 @@ async fn a_tick_commits_its_state_and_events_together_and_a_restart_sees_both() 
     writer.stop();
 
     let (_store, loaded, _writer) = Store::open(dir.path(), &["webhook", "slack"], 20).unwrap();
-    assert_eq!(loaded.state.as_deref(), Some("{\"v\":1}"));
+    assert_eq!(loaded.state.unwrap().rest, "{\"v\":1}");
     assert_eq!(loaded.next_seq, 3);
     for (channel, queued) in &loaded.outboxes {
         let seqs: Vec<Seq> = queued.iter().map(|q| q.seq).collect();
@@ -93,6 +96,52 @@ async fn a_tick_commits_its_state_and_events_together_and_a_restart_sees_both() 
     }
     let recent: Vec<Seq> = loaded.recent.iter().map(|e| e.seq).collect();
     assert_eq!(recent, [2, 1], "newest first");
+}
+
+#[tokio::test]
+async fn entity_rows_are_written_deleted_and_replaced_as_told() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _, writer) = Store::open(dir.path(), &[], 20).unwrap();
+    let write = |upsert: &[(&str, &str)], delete: &[&str], replace_all| TickCommit {
+        state: Some(StateWrite {
+            rest: "{}".into(),
+            upsert: upsert
+                .iter()
+                .map(|(id, body)| ("proc_blocking", id.to_string(), body.to_string()))
+                .collect(),
+            delete: delete
+                .iter()
+                .map(|id| ("proc_blocking", id.to_string()))
+                .collect(),
+            replace_all,
+        }),
+        ..TickCommit::default()
+    };
+    let rows = |dir: &Path| -> Vec<(String, String)> {
+        let conn = sql(dir);
+        let mut stmt = conn
+            .prepare("SELECT entity, body FROM entities ORDER BY entity")
+            .unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    store
+        .commit(write(&[("a", "1"), ("b", "1"), ("c", "1")], &[], false))
+        .await
+        .unwrap();
+    store
+        .commit(write(&[("b", "2")], &["c"], false))
+        .await
+        .unwrap();
+    assert_eq!(
+        rows(dir.path()),
+        [("a".into(), "1".into()), ("b".into(), "2".into())]
+    );
+    store.commit(write(&[("d", "3")], &[], true)).await.unwrap();
+    assert_eq!(rows(dir.path()), [("d".into(), "3".into())]);
+    writer.stop();
 }
 
 #[tokio::test]
@@ -356,7 +405,7 @@ fn the_0_1_files_are_imported_once_in_order_and_renamed() {
     let events = write_v01(dir.path());
     let (_store, loaded, writer) = Store::open(dir.path(), &["webhook", "slack"], 20).unwrap();
     writer.stop();
-    assert!(loaded.state.unwrap().contains("fail_streaks"));
+    assert!(loaded.state.unwrap().rest.contains("fail_streaks"));
     let ids = |channel: &str| -> Vec<String> {
         loaded
             .outboxes

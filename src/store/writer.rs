@@ -174,7 +174,7 @@ impl Owner {
                 .conn()
                 .transaction_with_behavior(TransactionBehavior::Immediate)?;
             if let Some(state) = &tick.state {
-                db::save_state(&tx, state, crate::model::now_unix())?;
+                db::write_state(&tx, state, crate::model::now_unix())?;
             }
             db::insert_events(&tx, &tick.events, &tick.channels)?;
             let missing = db::apply_marks(&tx, &marks)?;

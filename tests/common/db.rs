@@ -14,12 +14,23 @@ fn open(state_dir: &Path) -> Connection {
     conn
 }
 
-/// The stored alert state.
+/// The stored alert state: the state row, with `entities` filled from their rows.
 pub fn state(state_dir: &Path) -> serde_json::Value {
-    let body: String = open(state_dir)
+    let conn = open(state_dir);
+    let body: String = conn
         .query_row("SELECT body FROM state WHERE id = 1", [], |row| row.get(0))
         .expect("a stored state");
-    serde_json::from_str(&body).unwrap()
+    let mut state: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT body FROM entities ORDER BY kind, entity")
+        .unwrap();
+    let entities: Vec<serde_json::Value> = stmt
+        .query_map([], |row| row.get::<_, String>(0))
+        .unwrap()
+        .map(|body| serde_json::from_str(&body.unwrap()).unwrap())
+        .collect();
+    state["entities"] = serde_json::Value::Array(entities);
+    state
 }
 
 /// The ids of `channel`'s queued events, oldest first.
