@@ -351,3 +351,46 @@ fn parent_comm(reader: &mut Reader<'_>, ppid: u32) -> Result<Option<String>, Col
 fn is_zombie_or_kernel_thread(stat: &Stat) -> bool {
     matches!(stat.state, 'Z' | 'X' | 'x') || stat.flags & PF_KTHREAD != 0
 }
+
+#[cfg(test)]
+mod tests {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    fn state_of(pid: u32) -> Option<char> {
+        let stat = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
+        parse_stat(&stat).ok().map(|s| s.state)
+    }
+
+    #[test]
+    fn an_empty_command_line_is_never_remembered_and_a_whole_one_is() {
+        // A child that exits and is not reaped yet: a zombie, whose cmdline is empty.
+        let mut child = Command::new("true").stdout(Stdio::null()).spawn().unwrap();
+        let zombie = child.id();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while state_of(zombie) != Some('Z') {
+            assert!(
+                Instant::now() < deadline,
+                "pid {zombie} never became a zombie"
+            );
+            std::thread::yield_now();
+        }
+        let collector = ProcCollector::new(ProcConfig::with_system_units(
+            PathBuf::from("/proc"),
+            PatternSet::parse("pytest").unwrap(),
+            PatternSet::default(),
+        ));
+        collector.scan().unwrap();
+        let ids = collector.identities.lock().unwrap();
+        assert!(!ids.knows(zombie), "the zombie's empty cmdline was kept");
+        // kthreadd: pid 2 in the host's namespace, a kernel thread with an empty cmdline.
+        if std::fs::read("/proc/2/cmdline").is_ok_and(|c| c.is_empty()) {
+            assert!(!ids.knows(2), "kthreadd's empty cmdline was kept");
+        }
+        assert!(ids.knows(1), "init's command line is whole and kept");
+        drop(ids);
+        child.wait().unwrap();
+    }
+}

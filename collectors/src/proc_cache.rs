@@ -105,6 +105,12 @@ impl Identities {
         self.known = next;
     }
 
+    /// Whether an instance of `pid` is remembered.
+    #[cfg(test)]
+    pub(crate) fn knows(&self, pid: u32) -> bool {
+        self.known.binary_search_by_key(&pid, |k| k.pid).is_ok()
+    }
+
     /// How many identities are remembered, and the heap bytes they hold.
     pub(crate) fn footprint(&self) -> (usize, usize) {
         let matched: usize = self
@@ -160,10 +166,8 @@ impl Pass {
         }
     }
 
-    /// Whether this tick re-reads `pid`: each pid once per `rescan_ticks` ticks, in the tick
-    /// its pid falls on, so a tick re-reads about 1/`rescan_ticks` of the processes.
     fn due(&self, pid: u32) -> bool {
-        (u64::from(pid).wrapping_add(self.tick)) % self.rescan_ticks == 0
+        rescan_due(pid, self.tick, self.rescan_ticks)
     }
 
     /// Remembers `entry` for the next tick, in the same ascending order. The caller keeps only
@@ -178,6 +182,13 @@ impl Pass {
             });
         }
     }
+}
+
+/// Whether tick `tick` (0 for a collector's first) re-reads the command line of a known `pid`:
+/// each pid once per `rescan_ticks` ticks, in the tick its pid falls on, so one tick re-reads
+/// about 1/`rescan_ticks` of the processes and none reads them all.
+pub fn rescan_due(pid: u32, tick: u64, rescan_ticks: u64) -> bool {
+    u64::from(pid).wrapping_add(tick) % rescan_ticks.max(1) == 0
 }
 
 /// Whether a raw `cmdline` may be remembered: it is not empty (a kernel thread, a zombie, a
