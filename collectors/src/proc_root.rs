@@ -203,7 +203,11 @@ fn is_gone(e: &io::Error) -> bool {
 
 /// Reads a whole file into `buf` with plain `read` calls. `read_to_end` on a `File` first asks
 /// for its size and position (a `statx` and an `lseek`), which /proc files do not have: two
-/// wasted syscalls per file, on the hot path of every scan.
+/// wasted syscalls per file, on the hot path of every scan. A read that fills less than the room
+/// it was given is the end for every file read here (`cmdline` fills the room until its end;
+/// `stat`, `status` and `uptime` are single-record seq files, handed over whole; a regular file
+/// in a fixture comes up short only at its end), which saves the last, empty read of almost
+/// every file.
 fn read_file(path: &Path, buf: &mut Vec<u8>) -> io::Result<()> {
     buf.clear();
     let mut file = File::open(path)?;
@@ -211,7 +215,12 @@ fn read_file(path: &Path, buf: &mut Vec<u8>) -> io::Result<()> {
     loop {
         match file.read(&mut chunk) {
             Ok(0) => return Ok(()),
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Ok(n) => {
+                buf.extend_from_slice(&chunk[..n]);
+                if n < chunk.len() {
+                    return Ok(());
+                }
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
