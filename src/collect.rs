@@ -36,11 +36,15 @@ pub fn build(
 ) -> Result<Vec<Arc<dyn Collector>>, ConfigError> {
     let mut built: Vec<Arc<dyn Collector>> = Vec::new();
     if let Some(proc) = &settings.proc {
-        built.push(Arc::new(ProcCollector::new(ProcConfig::with_system_units(
-            proc.root.clone(),
-            proc.patterns.clone(),
-            proc.exclude.clone(),
-        ))));
+        let config = ProcConfig {
+            rescan_ticks: proc.rescan_ticks,
+            ..ProcConfig::with_system_units(
+                proc.root.clone(),
+                proc.patterns.clone(),
+                proc.exclude.clone(),
+            )
+        };
+        built.push(Arc::new(ProcCollector::new(config)));
     }
     if let Some(jobs) = &settings.jobs {
         let source = match &jobs.source {

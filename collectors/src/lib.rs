@@ -11,6 +11,8 @@
 //!   whole-file reads into one buffer, the pid-1 check.
 //! - [`parse`]: the pure parsers of /proc files (`stat`, `cmdline`, `uptime`, `NSpid:`).
 //! - [`proc`]: the `proc` collector, a read-only scan of a /proc tree for matching processes.
+//! - [`proc_cache`]: what the proc collector remembers between ticks, per process instance
+//!   (pid and inode), and the rescan that catches an `exec`.
 //! - [`jobs`]: the `jobs` collector, the orchestrator's job list (HTTP or SQLite) and the /proc
 //!   facts of its pids.
 //! - [`pressure`]: the `pressure` collector, the host's stall pressure (PSI, or the load average
@@ -36,6 +38,7 @@ pub mod parse;
 pub mod pattern;
 pub mod pressure;
 pub mod proc;
+pub mod proc_cache;
 pub mod proc_root;
 pub mod psi;
 pub mod regular;

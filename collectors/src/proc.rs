@@ -1,10 +1,13 @@
 //! The `proc` collector: matching processes in a /proc tree, with their age and cost.
 //!
-//! Reads, under the root it is given and through [`crate::proc_root`]: the root listing,
-//! `uptime`, `self` (a link, to skip the watchdog itself), `<pid>/cmdline` of every process,
-//! `<pid>/stat` only of processes whose command line matches and of their parents, and
-//! `<pid>/cgroup` of the matches alone (which container they run in). Opening a /proc file is
-//! the whole cost of a scan, so it opens nothing else: never `environ`, never `status`.
+//! Reads, under the root it is given and through [`crate::proc_root`]: the root listing (pids
+//! and their inode numbers), `uptime`, `self` (a link, to skip the watchdog itself),
+//! `<pid>/cmdline` of every process it does not know yet, `<pid>/stat` only of processes whose
+//! command line matches and of their parents, and `<pid>/cgroup` of new matches alone (which
+//! container they run in). Opening a /proc file is the whole cost of a scan, so it opens nothing
+//! else: never `environ`, never `status`. On procfs it remembers, per process instance, what it
+//! read (see [`crate::proc_cache`]) and re-reads each one's `cmdline` once per `rescan_ticks`
+//! ticks, spread over them; on any other tree every scan reads every `cmdline`.
 //!
 //! A process that disappears between the listing and the read is *vanished*: skipped and
 //! counted. A process that is there but whose files are truncated or malformed is *unreadable*:
@@ -13,6 +16,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 
 use procfs::process::Stat;
 use serde::Serialize;
@@ -20,7 +24,10 @@ use serde::Serialize;
 use crate::cgroup::{self, Container};
 use crate::mask::mask_cmdline;
 use crate::pattern::PatternSet;
-use crate::proc_root::{list_pids_seeing_all, own_pid, read_uptime, FileRead, Reader, StatRead};
+use crate::proc_cache::{cacheable, Identities, Lookup, Matched, Pass, DEFAULT_RESCAN_TICKS};
+use crate::proc_root::{
+    is_procfs, list_entries_seeing_all, own_pid, read_uptime, FileRead, PidEntry, Reader, StatRead,
+};
 use crate::{CollectError, CollectRequest, Collector, Observation};
 
 // Kept here for the root crate, the benches and the fuzz targets, which name them this way.
@@ -43,6 +50,10 @@ pub struct ProcConfig {
     pub ticks_per_second: u64,
     /// The page size in bytes, the unit of `rss`.
     pub page_size: u64,
+    /// Every remembered process's `cmdline` is read again once per this many ticks (1: every
+    /// tick, nothing remembered between them), which is how a process that `exec`s into a match
+    /// is caught: its pid and inode stay, only its command line changes.
+    pub rescan_ticks: u32,
 }
 
 impl ProcConfig {
@@ -54,6 +65,7 @@ impl ProcConfig {
             exclude,
             ticks_per_second: ticks_per_second(),
             page_size: procfs::page_size(),
+            rescan_ticks: DEFAULT_RESCAN_TICKS,
         }
     }
 }
@@ -100,73 +112,95 @@ pub struct ProcScan {
 }
 
 /// Scans a /proc tree for processes whose command line matches the configured patterns.
-#[derive(Debug, Clone)]
+///
+/// One collector lives across the ticks of `run` and remembers the processes it has read (see
+/// [`crate::proc_cache`]); a new one (as `once` builds) starts from a full scan.
+#[derive(Debug)]
 pub struct ProcCollector {
     config: ProcConfig,
+    identities: Mutex<Identities>,
+    /// Remember processes even off procfs: see [`ProcCollector::trusting_inodes`].
+    trust_inodes: bool,
 }
+
+/// A match as one tick read it: its stat, its masked command line, its container.
+type Found = (Stat, String, Option<Container>);
 
 impl ProcCollector {
     pub fn new(config: ProcConfig) -> Self {
-        Self { config }
+        let identities = Mutex::new(Identities::new(config.rescan_ticks));
+        Self {
+            config,
+            identities,
+            trust_inodes: false,
+        }
+    }
+
+    /// For the bench's synthetic trees alone: remember processes as on procfs although the root
+    /// is not, on the caller's word that nothing ever replaces a pid directory in it (a tree on
+    /// tmpfs or ext4 hands a freed inode number to the next directory, and a replaced one would
+    /// be served from the cache). Nothing in watchdog itself calls it.
+    #[doc(hidden)]
+    pub fn trusting_inodes(mut self) -> Self {
+        self.trust_inodes = true;
+        self
     }
 
     pub fn root(&self) -> &Path {
         &self.config.root
     }
 
-    /// Scans the tree once.
+    /// How many process instances the collector remembers, and the heap bytes that takes.
+    pub fn footprint(&self) -> (usize, usize) {
+        self.identities
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .footprint()
+    }
+
+    /// Scans the tree once. On procfs, `cmdline` is read only for processes not seen before
+    /// and for those whose rescan tick this is; `stat` for every match and its parent.
     ///
     /// # Errors
     /// When the root is missing, unreadable, lists no pid 1, has no readable `uptime`, or a
     /// process's files deny access (hidepid=1): a scan that cannot see everything is not a scan.
     pub fn scan(&self) -> Result<ProcScan, CollectError> {
+        // A scan that panicked left the cache empty (its pass owned the entries): usable as is.
+        let mut identities = self
+            .identities
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let root = &self.config.root;
-        let pids = list_pids_seeing_all(root)?;
+        let entries = list_entries_seeing_all(root)?;
         let uptime_s = read_uptime(root)?;
         let own_pid = own_pid(root);
 
+        let mut pass = identities.begin(self.trust_inodes || is_procfs(root), entries.len());
         let mut reader = Reader::new(root);
         let mut scan = ProcScan {
             uptime_s,
             ticks_per_second: self.config.ticks_per_second,
             ..ProcScan::default()
         };
-        let mut matches: Vec<(Stat, String, Option<Container>)> = Vec::new();
-        for &pid in &pids {
-            if Some(pid) == own_pid {
+        let mut matches: Vec<Found> = Vec::new();
+        for &entry in &entries {
+            if Some(entry.pid) == own_pid {
                 continue;
             }
-            let argv = match reader.read(pid, "cmdline")? {
-                FileRead::Gone => {
-                    scan.vanished += 1;
-                    continue;
+            let found = match pass.lookup(entry) {
+                Lookup::NoMatch => {
+                    pass.keep(entry, None);
+                    None
                 }
-                FileRead::Failed => {
-                    scan.unreadable.push(pid);
-                    continue;
+                Lookup::Match(known) => {
+                    self.read_known(&mut reader, entry, known, &mut pass, &mut scan)?
                 }
-                FileRead::Bytes(bytes) => split_cmdline(bytes),
+                Lookup::Unknown => self.read_new(&mut reader, entry, &mut pass, &mut scan)?,
             };
-            // Kernel threads and zombies have an empty command line and never match.
-            if argv.is_empty() {
-                continue;
-            }
-            let joined = argv.join(" ");
-            if !self.config.patterns.is_match(&joined) || self.config.exclude.is_match(&joined) {
-                continue;
-            }
-            match reader.read_stat(pid)? {
-                StatRead::Gone => scan.vanished += 1,
-                StatRead::Failed => scan.unreadable.push(pid),
-                // Their command line is empty on a real kernel; the stat says so for certain.
-                StatRead::Stat(stat) if is_zombie_or_kernel_thread(&stat) => {}
-                StatRead::Stat(stat) => {
-                    // One more small file per match, none per non-match.
-                    let container = cgroup::read(root, pid).ok().flatten();
-                    matches.push((*stat, mask_cmdline(&argv), container));
-                }
-            }
+            matches.extend(found);
         }
+        identities.finish(pass);
+        drop(identities);
 
         let mut parent_comms: HashMap<u32, Option<String>> = matches
             .iter()
@@ -182,11 +216,93 @@ impl ProcCollector {
                     comm
                 }
             };
-            let mut info = self.process_info(stat, cmdline, parent_comm, uptime_s, &pids);
+            let mut info = self.process_info(stat, cmdline, parent_comm, uptime_s, &entries);
             info.container = container;
             scan.processes.push(info);
         }
         Ok(scan)
+    }
+
+    /// A process the cache knows matched: its `stat` alone, for this tick's facts.
+    fn read_known(
+        &self,
+        reader: &mut Reader<'_>,
+        entry: PidEntry,
+        known: Box<Matched>,
+        pass: &mut Pass,
+        scan: &mut ProcScan,
+    ) -> Result<Option<Found>, CollectError> {
+        match reader.read_stat(entry.pid)? {
+            StatRead::Gone => scan.vanished += 1,
+            StatRead::Failed => scan.unreadable.push(entry.pid),
+            // Another start time is another process: the inode promise did not hold, so trust
+            // nothing remembered of it.
+            StatRead::Stat(stat) if stat.starttime != known.start_ticks => {
+                return self.read_new(reader, entry, pass, scan);
+            }
+            StatRead::Stat(stat) => {
+                let found = (!is_zombie_or_kernel_thread(&stat))
+                    .then(|| (*stat, known.cmdline.clone(), known.container.clone()));
+                pass.keep(entry, Some(known));
+                return Ok(found);
+            }
+        }
+        Ok(None)
+    }
+
+    /// A process not known (new, due for its rescan, or the root is not procfs): its `cmdline`,
+    /// and for a match its `stat` and `cgroup`. What was read whole is remembered.
+    fn read_new(
+        &self,
+        reader: &mut Reader<'_>,
+        entry: PidEntry,
+        pass: &mut Pass,
+        scan: &mut ProcScan,
+    ) -> Result<Option<Found>, CollectError> {
+        let pid = entry.pid;
+        let (argv, whole) = match reader.read(pid, "cmdline")? {
+            FileRead::Gone => {
+                scan.vanished += 1;
+                return Ok(None);
+            }
+            FileRead::Failed => {
+                scan.unreadable.push(pid);
+                return Ok(None);
+            }
+            FileRead::Bytes(bytes) => (split_cmdline(bytes), cacheable(bytes)),
+        };
+        // Kernel threads and zombies have an empty command line and never match.
+        if argv.is_empty() {
+            return Ok(None);
+        }
+        let joined = argv.join(" ");
+        if !self.config.patterns.is_match(&joined) || self.config.exclude.is_match(&joined) {
+            if whole {
+                pass.keep(entry, None);
+            }
+            return Ok(None);
+        }
+        match reader.read_stat(pid)? {
+            StatRead::Gone => scan.vanished += 1,
+            StatRead::Failed => scan.unreadable.push(pid),
+            // Their command line is empty on a real kernel; the stat says so for certain.
+            StatRead::Stat(stat) if is_zombie_or_kernel_thread(&stat) => {}
+            StatRead::Stat(stat) => {
+                // One more small file per new match, none per non-match.
+                let container = cgroup::read(&self.config.root, pid).ok().flatten();
+                let cmdline = mask_cmdline(&argv);
+                if whole {
+                    let matched = Matched {
+                        cmdline: cmdline.clone(),
+                        container: container.clone(),
+                        start_ticks: stat.starttime,
+                    };
+                    pass.keep(entry, Some(Box::new(matched)));
+                }
+                return Ok(Some((*stat, cmdline, container)));
+            }
+        }
+        Ok(None)
     }
 
     fn process_info(
@@ -195,7 +311,7 @@ impl ProcCollector {
         cmdline: String,
         parent_comm: Option<String>,
         uptime_s: f64,
-        pids: &[u32],
+        listed: &[PidEntry],
     ) -> ProcessInfo {
         let tps = self.config.ticks_per_second.max(1);
         let started_s = stat.starttime as f64 / tps as f64;
@@ -216,7 +332,7 @@ impl ProcCollector {
             cmdline,
             parent_comm,
             // pgid 0 is no group (pid 1, kernel threads): there is no leader to lose.
-            group_leader_alive: pgid == 0 || pids.binary_search(&pgid).is_ok(),
+            group_leader_alive: pgid == 0 || listed.binary_search_by_key(&pgid, |e| e.pid).is_ok(),
             container: None,
         }
     }
@@ -250,4 +366,47 @@ fn parent_comm(reader: &mut Reader<'_>, ppid: u32) -> Result<Option<String>, Col
 /// A zombie (or dead) process runs nothing; a kernel thread is not work anyone started.
 fn is_zombie_or_kernel_thread(stat: &Stat) -> bool {
     matches!(stat.state, 'Z' | 'X' | 'x') || stat.flags & PF_KTHREAD != 0
+}
+
+#[cfg(test)]
+mod tests {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    fn state_of(pid: u32) -> Option<char> {
+        let stat = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
+        parse_stat(&stat).ok().map(|s| s.state)
+    }
+
+    #[test]
+    fn an_empty_command_line_is_never_remembered_and_a_whole_one_is() {
+        // A child that exits and is not reaped yet: a zombie, whose cmdline is empty.
+        let mut child = Command::new("true").stdout(Stdio::null()).spawn().unwrap();
+        let zombie = child.id();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while state_of(zombie) != Some('Z') {
+            assert!(
+                Instant::now() < deadline,
+                "pid {zombie} never became a zombie"
+            );
+            std::thread::yield_now();
+        }
+        let collector = ProcCollector::new(ProcConfig::with_system_units(
+            PathBuf::from("/proc"),
+            PatternSet::parse("pytest").unwrap(),
+            PatternSet::default(),
+        ));
+        collector.scan().unwrap();
+        let ids = collector.identities.lock().unwrap();
+        assert!(!ids.knows(zombie), "the zombie's empty cmdline was kept");
+        // kthreadd: pid 2 in the host's namespace, a kernel thread with an empty cmdline.
+        if std::fs::read("/proc/2/cmdline").is_ok_and(|c| c.is_empty()) {
+            assert!(!ids.knows(2), "kthreadd's empty cmdline was kept");
+        }
+        assert!(ids.knows(1), "init's command line is whole and kept");
+        drop(ids);
+        child.wait().unwrap();
+    }
 }

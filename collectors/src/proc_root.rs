@@ -8,6 +8,7 @@
 
 use std::fs::File;
 use std::io::{self, Read};
+use std::os::unix::fs::DirEntryExt;
 use std::path::{Path, PathBuf};
 
 use procfs::process::Stat;
@@ -23,20 +24,39 @@ pub fn ticks_per_second() -> u64 {
     procfs::ticks_per_second()
 }
 
+/// A numeric entry of the root: a pid and the inode number its directory entry carries
+/// (`d_ino`, from the same `getdents64` that lists it, so it costs no syscall of its own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PidEntry {
+    pub pid: u32,
+    pub ino: u64,
+}
+
 /// The numeric entries of the root, sorted.
 ///
 /// # Errors
 /// The root is missing, denies access or cannot be listed.
 pub fn list_pids(root: &Path) -> Result<Vec<u32>, CollectError> {
+    Ok(list_entries(root)?.into_iter().map(|e| e.pid).collect())
+}
+
+/// The numeric entries of the root with their inode numbers, sorted by pid.
+///
+/// # Errors
+/// As [`list_pids`].
+pub fn list_entries(root: &Path) -> Result<Vec<PidEntry>, CollectError> {
     let entries = std::fs::read_dir(root).map_err(|e| CollectError::from_io(root.into(), e))?;
     let mut pids = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|e| CollectError::from_io(root.into(), e))?;
         if let Some(pid) = entry.file_name().to_str().and_then(parse_pid) {
-            pids.push(pid);
+            pids.push(PidEntry {
+                pid,
+                ino: entry.ino(),
+            });
         }
     }
-    pids.sort_unstable();
+    pids.sort_unstable_by_key(|e| e.pid);
     Ok(pids)
 }
 
@@ -52,6 +72,26 @@ pub fn list_pids_seeing_all(root: &Path) -> Result<Vec<u32>, CollectError> {
         return Err(CollectError::Blind { root: root.into() });
     }
     Ok(pids)
+}
+
+/// As [`list_pids_seeing_all`], with each entry's inode number.
+///
+/// # Errors
+/// As [`list_pids_seeing_all`].
+pub fn list_entries_seeing_all(root: &Path) -> Result<Vec<PidEntry>, CollectError> {
+    let entries = list_entries(root)?;
+    if entries.binary_search_by_key(&1, |e| e.pid).is_err() {
+        return Err(CollectError::Blind { root: root.into() });
+    }
+    Ok(entries)
+}
+
+/// Whether `root` is a procfs mount (`statfs` says `PROC_SUPER_MAGIC`): only there does a
+/// directory entry's inode number name one instance of a process (see [`crate::proc_cache`]).
+/// A fixture on ext4 or a tree on tmpfs reuses inode numbers; anything that cannot be asked
+/// is not procfs.
+pub fn is_procfs(root: &Path) -> bool {
+    rustix::fs::statfs(root).is_ok_and(|fs| fs.f_type == rustix::fs::PROC_SUPER_MAGIC)
 }
 
 /// The tree's `uptime`, in seconds.
@@ -163,7 +203,11 @@ fn is_gone(e: &io::Error) -> bool {
 
 /// Reads a whole file into `buf` with plain `read` calls. `read_to_end` on a `File` first asks
 /// for its size and position (a `statx` and an `lseek`), which /proc files do not have: two
-/// wasted syscalls per file, on the hot path of every scan.
+/// wasted syscalls per file, on the hot path of every scan. A read that fills less than the room
+/// it was given is the end for every file read here (`cmdline` fills the room until its end;
+/// `stat`, `status` and `uptime` are single-record seq files, handed over whole; a regular file
+/// in a fixture comes up short only at its end), which saves the last, empty read of almost
+/// every file.
 fn read_file(path: &Path, buf: &mut Vec<u8>) -> io::Result<()> {
     buf.clear();
     let mut file = File::open(path)?;
@@ -171,7 +215,12 @@ fn read_file(path: &Path, buf: &mut Vec<u8>) -> io::Result<()> {
     loop {
         match file.read(&mut chunk) {
             Ok(0) => return Ok(()),
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Ok(n) => {
+                buf.extend_from_slice(&chunk[..n]);
+                if n < chunk.len() {
+                    return Ok(());
+                }
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }

@@ -21,6 +21,7 @@ fn collector(root: PathBuf, patterns: &str, exclude: &str) -> ProcCollector {
         exclude: PatternSet::parse(exclude).unwrap(),
         ticks_per_second: 100,
         page_size: 4096,
+        rescan_ticks: 10,
     })
 }
 

@@ -64,6 +64,8 @@ pub struct ProcSettings {
     pub root: PathBuf,
     pub patterns: PatternSet,
     pub exclude: PatternSet,
+    /// Ticks between two reads of a known process's command line.
+    pub rescan_ticks: u32,
     pub rules: ProcRules,
 }
 
@@ -162,6 +164,7 @@ impl Settings {
                 root: config.proc_root.clone(),
                 patterns,
                 exclude,
+                rescan_ticks: config.proc_rescan_ticks,
                 rules: ProcRules {
                     age_threshold_s: config.proc_age_min.saturating_mul(60),
                     group_by: config.proc_group_by,

@@ -1,0 +1,291 @@
+//! What the proc collector remembers between ticks: one entry per process instance it has read.
+//!
+//! Owns the identity cache: per `(pid, inode)` whether the command line matched and, for a match,
+//! its masked command line, its container and its start time, so that a steady tick opens no
+//! `cmdline` of a process it already knows. Owns the rescan schedule that re-reads every
+//! identity once per `rescan_ticks` ticks, spread over them. Reads nothing itself (the collector
+//! hands it the listing and what it read) and never keeps anything of a root that is not procfs.
+//!
+//! # Why the inode names an instance
+//! On procfs, `proc_pid_make_inode()` (fs/proc/base.c) gives the inode of every new `/proc/<pid>`
+//! directory a number from `get_next_ino()` (fs/inode.c): a 32-bit counter, handed out per cpu
+//! in batches, shared with pipes, sockets and anonymous inodes. A pid that is reused is a new
+//! `struct pid` and a new directory, so it gets a new number; only after the counter wraps
+//! (2^32 inodes later) could it meet an old one, and the cached entry would also have to have
+//! survived all that time with its pid free. The other way round is harmless: when the dentry of
+//! a living process is evicted, its next lookup makes a new inode with a new number, and the
+//! process is read again as if new. That costs a read, never a miss. `proc_fill_cache()` emits
+//! inode number 1 for a directory it could not instantiate; such an entry is never cached.
+//! `exec` keeps the pid and the inode and changes the command line: the rescan catches it.
+//!
+//! On any other file system (a fixture on ext4, a synthetic tree on tmpfs) an inode number freed
+//! by a replaced directory is handed out again at once, so there nothing is remembered: every
+//! tick is a full scan.
+
+use crate::cgroup::Container;
+use crate::proc_root::PidEntry;
+
+/// Re-read every identity's command line once per this many ticks unless configured.
+pub const DEFAULT_RESCAN_TICKS: u32 = 10;
+
+/// What the collector knows of a matching process instance.
+#[derive(Debug, Clone)]
+pub(crate) struct Matched {
+    /// Masked and cut, as [`crate::proc::ProcessInfo::cmdline`] carries it.
+    pub cmdline: String,
+    pub container: Option<Container>,
+    /// `starttime` from its `stat`: a `stat` that shows another is another process.
+    pub start_ticks: u64,
+}
+
+/// One remembered process instance. A non-match is 24 bytes and nothing on the heap.
+#[derive(Debug)]
+struct Known {
+    ino: u64,
+    pid: u32,
+    matched: Option<Box<Matched>>,
+}
+
+/// What the cache says about one listed process this tick.
+pub(crate) enum Lookup {
+    /// Read its command line: it is new, due for its rescan, or the root is not procfs.
+    Unknown,
+    /// A known instance whose command line did not match.
+    NoMatch,
+    /// A known matching instance.
+    Match(Box<Matched>),
+}
+
+/// The identities, sorted by pid, and the tick counter that spreads the rescan.
+#[derive(Debug)]
+pub(crate) struct Identities {
+    known: Vec<Known>,
+    tick: u64,
+    rescan_ticks: u64,
+}
+
+impl Identities {
+    pub(crate) fn new(rescan_ticks: u32) -> Self {
+        Self {
+            known: Vec::new(),
+            tick: 0,
+            rescan_ticks: u64::from(rescan_ticks.max(1)),
+        }
+    }
+
+    /// Starts a tick. `stable` is whether the root is procfs; off it, nothing is looked up or
+    /// kept. What the pass does not hand back through [`Identities::finish`] is forgotten: a
+    /// scan that fails half-way starts the next tick from nothing.
+    pub(crate) fn begin(&mut self, stable: bool, listed: usize) -> Pass {
+        let tick = self.tick;
+        self.tick = self.tick.wrapping_add(1);
+        let old = std::mem::take(&mut self.known);
+        let next = if stable {
+            Vec::with_capacity(listed)
+        } else {
+            Vec::new()
+        };
+        Pass {
+            old: old.into_iter().peekable(),
+            next,
+            stable,
+            tick,
+            rescan_ticks: self.rescan_ticks,
+        }
+    }
+
+    /// Ends a tick that succeeded: what it kept is what the next one knows.
+    pub(crate) fn finish(&mut self, pass: Pass) {
+        let mut next = pass.next;
+        // Between ticks the list holds about as many entries as the root has processes; a
+        // population that shrank gives its memory back rather than holding its peak.
+        if next.capacity() > 2 * next.len() + 64 {
+            next.shrink_to_fit();
+        }
+        self.known = next;
+    }
+
+    /// Whether an instance of `pid` is remembered.
+    #[cfg(test)]
+    pub(crate) fn knows(&self, pid: u32) -> bool {
+        self.known.binary_search_by_key(&pid, |k| k.pid).is_ok()
+    }
+
+    /// How many identities are remembered, and the heap bytes they hold.
+    pub(crate) fn footprint(&self) -> (usize, usize) {
+        let matched: usize = self
+            .known
+            .iter()
+            .filter_map(|k| k.matched.as_deref())
+            .map(|m| {
+                std::mem::size_of::<Matched>()
+                    + m.cmdline.capacity()
+                    + m.container.as_ref().map_or(0, |c| {
+                        [&c.id, &c.pod_uid, &c.unit]
+                            .iter()
+                            .map(|s| s.as_ref().map_or(0, String::capacity))
+                            .sum()
+                    })
+            })
+            .sum();
+        (
+            self.known.len(),
+            self.known.capacity() * std::mem::size_of::<Known>() + matched,
+        )
+    }
+}
+
+/// One tick's walk over the listing, merged with the sorted identities of the last tick: one
+/// step per listed and per remembered process, so a tick is linear in both.
+pub(crate) struct Pass {
+    old: std::iter::Peekable<std::vec::IntoIter<Known>>,
+    next: Vec<Known>,
+    stable: bool,
+    tick: u64,
+    rescan_ticks: u64,
+}
+
+impl Pass {
+    /// What is known of `entry`; call once per listed pid, in ascending order. Identities of
+    /// pids below it that were not listed have vanished and are dropped here.
+    pub(crate) fn lookup(&mut self, entry: PidEntry) -> Lookup {
+        if !self.stable {
+            return Lookup::Unknown;
+        }
+        while self.old.next_if(|k| k.pid < entry.pid).is_some() {}
+        let Some(known) = self.old.next_if(|k| k.pid == entry.pid) else {
+            return Lookup::Unknown;
+        };
+        // Another inode is another instance of the pid: the old one is dropped with `known`.
+        if known.ino != entry.ino || self.due(entry.pid) {
+            return Lookup::Unknown;
+        }
+        match known.matched {
+            None => Lookup::NoMatch,
+            Some(matched) => Lookup::Match(matched),
+        }
+    }
+
+    fn due(&self, pid: u32) -> bool {
+        rescan_due(pid, self.tick, self.rescan_ticks)
+    }
+
+    /// Remembers `entry` for the next tick, in the same ascending order. The caller keeps only
+    /// what it read whole: never an empty, unreadable or cut command line.
+    pub(crate) fn keep(&mut self, entry: PidEntry, matched: Option<Box<Matched>>) {
+        // Inode 1 is what procfs lists for a directory it could not instantiate.
+        if self.stable && entry.ino > 1 {
+            self.next.push(Known {
+                ino: entry.ino,
+                pid: entry.pid,
+                matched,
+            });
+        }
+    }
+}
+
+/// Whether tick `tick` (0 for a collector's first) re-reads the command line of a known `pid`:
+/// each pid once per `rescan_ticks` ticks, in the tick its pid falls on, so one tick re-reads
+/// about 1/`rescan_ticks` of the processes and none reads them all.
+pub fn rescan_due(pid: u32, tick: u64, rescan_ticks: u64) -> bool {
+    u64::from(pid).wrapping_add(tick) % rescan_ticks.max(1) == 0
+}
+
+/// Whether a raw `cmdline` may be remembered: it is not empty (a kernel thread, a zombie, a
+/// process between the two halves of an `exec`) and ends in the NUL that closes the last
+/// argument (a read that stops short of it raced a process rewriting its own argv).
+pub(crate) fn cacheable(raw: &[u8]) -> bool {
+    raw.last() == Some(&0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(pid: u32, ino: u64) -> PidEntry {
+        PidEntry { pid, ino }
+    }
+
+    fn matched() -> Box<Matched> {
+        Box::new(Matched {
+            cmdline: "pytest".into(),
+            container: None,
+            start_ticks: 7,
+        })
+    }
+
+    /// Runs one tick over `listed`, keeping every unknown entry as a non-match (or a match
+    /// for pid 7), and returns what each lookup said.
+    fn tick(ids: &mut Identities, stable: bool, listed: &[PidEntry]) -> Vec<&'static str> {
+        let mut pass = ids.begin(stable, listed.len());
+        let mut seen = Vec::new();
+        for &e in listed {
+            let (word, m) = match pass.lookup(e) {
+                Lookup::Unknown => ("unknown", (e.pid == 7).then(matched)),
+                Lookup::NoMatch => ("no", None),
+                Lookup::Match(m) => ("match", Some(m)),
+            };
+            seen.push(word);
+            pass.keep(e, m);
+        }
+        ids.finish(pass);
+        seen
+    }
+
+    #[test]
+    fn a_known_instance_is_not_read_again_until_its_rescan_tick() {
+        let mut ids = Identities::new(3);
+        let listed = [entry(5, 50), entry(6, 60), entry(7, 70)];
+        assert_eq!(tick(&mut ids, true, &listed), ["unknown"; 3]);
+        // Tick 1: pid 5 is due ((5 + 1) % 3 == 0); tick 2: pid 7; tick 3: pid 6.
+        assert_eq!(tick(&mut ids, true, &listed), ["unknown", "no", "match"]);
+        assert_eq!(tick(&mut ids, true, &listed), ["no", "no", "unknown"]);
+        assert_eq!(tick(&mut ids, true, &listed), ["no", "unknown", "match"]);
+    }
+
+    #[test]
+    fn a_new_inode_under_a_known_pid_is_a_new_instance() {
+        let mut ids = Identities::new(1000);
+        tick(&mut ids, true, &[entry(5, 50), entry(7, 70)]);
+        assert_eq!(
+            tick(&mut ids, true, &[entry(5, 51), entry(7, 70)]),
+            ["unknown", "match"]
+        );
+    }
+
+    #[test]
+    fn vanished_pids_are_dropped_and_inode_one_is_never_kept() {
+        let mut ids = Identities::new(1000);
+        tick(&mut ids, true, &[entry(2, 1), entry(5, 50), entry(6, 60)]);
+        assert_eq!(
+            ids.footprint().0,
+            2,
+            "pid 2 listed with inode 1 is not kept"
+        );
+        assert_eq!(tick(&mut ids, true, &[entry(6, 60)]), ["no"]);
+        assert_eq!(ids.footprint().0, 1, "pid 5 vanished");
+    }
+
+    #[test]
+    fn off_procfs_nothing_is_looked_up_or_kept() {
+        let mut ids = Identities::new(1000);
+        tick(&mut ids, false, &[entry(5, 50)]);
+        assert_eq!(tick(&mut ids, false, &[entry(5, 50)]), ["unknown"]);
+        assert_eq!(ids.footprint().0, 0);
+    }
+
+    #[test]
+    fn a_pass_that_is_not_finished_leaves_nothing_known() {
+        let mut ids = Identities::new(1000);
+        tick(&mut ids, true, &[entry(5, 50)]);
+        drop(ids.begin(true, 1));
+        assert_eq!(tick(&mut ids, true, &[entry(5, 50)]), ["unknown"]);
+    }
+
+    #[test]
+    fn only_a_whole_non_empty_command_line_is_cacheable() {
+        assert!(cacheable(b"sleep\x003600\x00"));
+        assert!(!cacheable(b""), "kernel thread or zombie");
+        assert!(!cacheable(b"sleep 3600"), "cut, or rewritten in place");
+    }
+}

@@ -1,0 +1,399 @@
+//! The proc collector's identity cache, on this machine's live /proc and on trees that are not
+//! procfs: a long-lived collector catches a process that execs into a match within the rescan,
+//! a reused pid is a new instance (the kernel gives it a new inode number: measured here), a
+//! tree on ext4 or tmpfs is never remembered, and an strace of steady ticks shows which files a
+//! tick opens. Ticks are driven by calling `scan` on one collector; nothing sleeps to
+//! synchronise, waits are on a condition with a deadline.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use watchdog_collectors::pattern::PatternSet;
+use watchdog_collectors::proc::{ProcCollector, ProcConfig, ProcScan};
+use watchdog_collectors::proc_cache::rescan_due;
+use watchdog_collectors::proc_root::list_entries;
+
+fn collector(root: &Path, pattern: &str, rescan_ticks: u32) -> ProcCollector {
+    ProcCollector::new(ProcConfig {
+        rescan_ticks,
+        ..ProcConfig::with_system_units(
+            root.to_path_buf(),
+            PatternSet::parse(pattern).unwrap(),
+            PatternSet::default(),
+        )
+    })
+}
+
+fn pids(scan: &ProcScan) -> Vec<u32> {
+    scan.processes.iter().map(|p| p.pid).collect()
+}
+
+/// Waits until `done` holds, for at most 10 s.
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::yield_now();
+    }
+}
+
+fn cmdline(pid: u32) -> Vec<u8> {
+    fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default()
+}
+
+/// Killed and reaped when dropped, so a failing assert leaves nothing behind.
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A shell that, once a line arrives on its stdin, execs into another shell whose
+/// command line holds `<a><b>` (and which waits on the same stdin). The first shell's command
+/// line holds `a` and `b` apart, so a pattern `<a><b>` matches only after the exec.
+const EXEC_INTO: &str = "read _; exec sh -c 'read _; :' \"$1$2\"";
+
+fn exec_on_demand(a: &str, b: &str) -> Reaped {
+    Reaped(
+        Command::new("sh")
+            .args(["-c", EXEC_INTO, "sh", a, b])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("sh runs"),
+    )
+}
+
+#[test]
+fn a_process_that_execs_into_a_match_is_caught_within_the_rescan() {
+    const RESCAN: u32 = 4;
+    let (a, b) = ("pytest-exec-", std::process::id().to_string());
+    let pattern = format!("{a}{b}");
+    let mut child = exec_on_demand(a, &b);
+    let pid = child.0.id();
+    // The same process instance, known since the first tick, before and after its exec.
+    let watcher = collector(Path::new("/proc"), &pattern, RESCAN);
+    let fresh_each_tick = || collector(Path::new("/proc"), &pattern, RESCAN);
+    wait_for("the shell's exec", || cmdline(pid).starts_with(b"sh\0"));
+    assert!(!pids(&watcher.scan().unwrap()).contains(&pid));
+
+    writeln!(child.0.stdin.as_mut().unwrap()).unwrap();
+    wait_for("the exec into the matching shell", || {
+        cmdline(pid).ends_with(format!("{pattern}\0").as_bytes())
+    });
+    assert!(
+        pids(&fresh_each_tick().scan().unwrap()).contains(&pid),
+        "a fresh collector (as `once` builds) sees it at once"
+    );
+    // Ticks 1, 2, ...: the watcher remembers the shell until the pid's rescan tick.
+    let caught_at = (1..=u64::from(RESCAN))
+        .find(|_| pids(&watcher.scan().unwrap()).contains(&pid))
+        .unwrap_or_else(|| panic!("not caught within {RESCAN} ticks"));
+    let due_at = (1..).find(|&t| rescan_due(pid, t, RESCAN.into())).unwrap();
+    assert_eq!(
+        caught_at, due_at,
+        "caught on its rescan tick, not before: the shell's command line was remembered"
+    );
+    let later = watcher.scan().unwrap();
+    let process = later.processes.iter().find(|p| p.pid == pid).unwrap();
+    assert_eq!(process.cmdline, format!("sh -c read _; : {pattern}"));
+}
+
+/// The inode number `/proc`'s listing gives `pid`, as the collector sees it.
+fn listed_ino(pid: u32) -> Option<u64> {
+    list_entries(Path::new("/proc"))
+        .unwrap()
+        .into_iter()
+        .find(|e| e.pid == pid)
+        .map(|e| e.ino)
+}
+
+/// Spawns `sh -c 'read _' <args>` so that it gets pid `pid`, by setting the last pid handed
+/// out just below it (root only); `None` when another process took the pid first.
+fn spawn_at(pid: u32, args: &[&str]) -> Option<Reaped> {
+    fs::write("/proc/sys/kernel/ns_last_pid", (pid - 1).to_string())
+        .expect("steering pid reuse needs root (CAP_SYS_ADMIN): write ns_last_pid");
+    let child = Reaped(
+        Command::new("sh")
+            .args(["-c", "read _"])
+            .args(args)
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("sh runs"),
+    );
+    (child.0.id() == pid).then_some(child)
+}
+
+#[test]
+fn a_reused_pid_gets_a_new_inode_and_is_read_as_a_new_process() {
+    const REUSES: usize = 50;
+    let marker = format!("pytest-reuse-{}", std::process::id());
+    let watcher = collector(Path::new("/proc"), &marker, 1000);
+    let (mut reused, mut tries) = (Vec::new(), 0);
+    while reused.len() < REUSES {
+        tries += 1;
+        assert!(tries < 10 * REUSES, "pids were taken by others too often");
+        // A non-matching shell, remembered by the watcher...
+        let first = Reaped(
+            Command::new("sh")
+                .args(["-c", "read _"])
+                .stdin(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+        let pid = first.0.id();
+        let before = listed_ino(pid).expect("listed while alive");
+        assert!(!pids(&watcher.scan().unwrap()).contains(&pid));
+        drop(first);
+        // ...then, under the same pid, a matching one: the watcher must see it at once.
+        let Some(second) = spawn_at(pid, &["sh", &marker]) else {
+            continue;
+        };
+        // Between the two halves of its exec a process's cmdline reads empty (the parent is
+        // let go before the new argv is in place), and an empty one is read again next tick.
+        wait_for("the exec of the second shell", || {
+            cmdline(pid).ends_with(format!("{marker}\0").as_bytes())
+        });
+        let after = listed_ino(pid).expect("listed while alive");
+        let scan = watcher.scan().unwrap();
+        assert!(
+            pids(&scan).contains(&pid),
+            "pid {pid} reused (inode {before} -> {after}) was served from the cache after {} reuses: {:?}", reused.len(), scan
+        );
+        reused.push((pid, before, after));
+        drop(second);
+    }
+    let same: Vec<_> = reused.iter().filter(|(_, b, a)| b == a).collect();
+    assert!(same.is_empty(), "a reused pid kept its inode: {same:?}");
+    println!("{REUSES} pids reused in {tries} tries, each with a new inode: {reused:?}");
+}
+
+/// A minimal tree: pid 1 and pid 42 running `argv`.
+fn write_tree(root: &Path, argv: &str) {
+    fs::create_dir_all(root.join("1")).unwrap();
+    fs::write(root.join("uptime"), "1000.00 1.00\n").unwrap();
+    fs::write(root.join("1/cmdline"), "init\0").unwrap();
+    replace_pid(root, 42, argv);
+}
+
+fn replace_pid(root: &Path, pid: u32, argv: &str) {
+    let dir = root.join(pid.to_string());
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir(&dir).unwrap();
+    fs::write(dir.join("cmdline"), argv).unwrap();
+    fs::write(
+        dir.join("stat"),
+        format!("{pid} (w) S 1 {pid} {pid} 0 -1 0 0 0 0 0 10 10 0 0 20 0 1 0 5000 1000 100 0 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0\n"),
+    )
+    .unwrap();
+}
+
+fn a_tree_that_is_not_procfs_is_read_whole_every_tick(base: &Path) {
+    let root = base.join("proc");
+    write_tree(&root, "worker\0--id\x0042\0");
+    let watcher = collector(&root, "pytest", 1000);
+    for tick in 0..3 {
+        assert_eq!(
+            pids(&watcher.scan().unwrap()),
+            [] as [u32; 0],
+            "tick {tick}"
+        );
+    }
+    // The directory is replaced; on ext4 and tmpfs the new one may well get the old inode.
+    replace_pid(&root, 42, "python3\0-m\0pytest\0");
+    assert_eq!(pids(&watcher.scan().unwrap()), [42], "{}", base.display());
+    assert_eq!(watcher.footprint().0, 0, "nothing is remembered off procfs");
+}
+
+#[test]
+fn a_tree_on_a_disk_file_system_is_never_remembered() {
+    a_tree_that_is_not_procfs_is_read_whole_every_tick(tempfile::tempdir().unwrap().path());
+}
+
+#[test]
+fn a_tree_on_tmpfs_is_never_remembered() {
+    let shm = Path::new("/dev/shm");
+    assert!(
+        shm.is_dir(),
+        "/dev/shm (tmpfs) is where this test builds its tree"
+    );
+    a_tree_that_is_not_procfs_is_read_whole_every_tick(tempfile::tempdir_in(shm).unwrap().path());
+}
+
+#[test]
+fn the_fixture_trees_are_never_remembered() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/proc/process_group");
+    let watcher = collector(&root, "pytest", 1000);
+    let first = watcher.scan().unwrap();
+    assert_eq!(watcher.scan().unwrap(), first);
+    assert_eq!(watcher.footprint().0, 0);
+}
+
+// --- strace of steady ticks -------------------------------------------------------------------
+
+/// Set in the traced child: `<pattern>\t<rescan ticks>\t<warm ticks>\t<traced ticks>`.
+const TRACE_CHILD: &str = "PROC_IDENTITY_TRACE_CHILD";
+/// Opened (and not found) between ticks, so the trace can be cut into ticks: `<dir>/<tick>`.
+const TICK_MARK: &str = "/nonexistent-proc-identity-tick";
+
+/// In the traced child: warm ticks, then traced ticks, each announced by opening a marker.
+fn run_as_trace_child() -> bool {
+    let Ok(spec) = std::env::var(TRACE_CHILD) else {
+        return false;
+    };
+    let fields: Vec<&str> = spec.split('\t').collect();
+    let (rescan, warm, traced): (u32, u64, u64) = (
+        fields[1].parse().unwrap(),
+        fields[2].parse().unwrap(),
+        fields[3].parse().unwrap(),
+    );
+    let watcher = collector(Path::new("/proc"), fields[0], rescan);
+    for tick in 0..warm + traced {
+        if tick >= warm {
+            let _ = fs::File::open(format!("{TICK_MARK}/{tick}"));
+        }
+        watcher.scan().unwrap();
+    }
+    let _ = fs::File::open(format!("{TICK_MARK}/end"));
+    true
+}
+
+/// What the traced child opened under /proc in each traced tick: tick -> [(pid, file)].
+fn traced_ticks(test: &str, spec: &str) -> BTreeMap<u64, Vec<(u32, String)>> {
+    let trace = tempfile::NamedTempFile::new().unwrap();
+    let status = Command::new("strace")
+        .args(["-f", "-qq", "-e", "trace=open,openat,openat2", "-o"])
+        .arg(trace.path())
+        .arg(std::env::current_exe().unwrap())
+        .args([test, "--exact", "--test-threads=1", "-q"])
+        .env(TRACE_CHILD, spec)
+        .stdout(Stdio::null())
+        .status()
+        .expect("strace is installed (apt-get install strace; .ci/run does)");
+    assert!(status.success(), "{status}");
+    let text = fs::read_to_string(trace.path()).unwrap();
+    let mut ticks = BTreeMap::new();
+    let mut current: Option<u64> = None;
+    for line in text.lines() {
+        let Some(start) = line.find('"').map(|i| i + 1) else {
+            continue;
+        };
+        let Some(len) = line[start..].find('"') else {
+            continue;
+        };
+        let path = &line[start..start + len];
+        if let Some(mark) = path.strip_prefix(&format!("{TICK_MARK}/")) {
+            current = mark.parse().ok();
+            if let Some(tick) = current {
+                ticks.insert(tick, Vec::new());
+            }
+            continue;
+        }
+        let (Some(tick), Some(rest)) = (current, path.strip_prefix("/proc/")) else {
+            continue;
+        };
+        if let Some((pid, file)) = rest.split_once('/') {
+            if let Ok(pid) = pid.parse() {
+                ticks.get_mut(&tick).unwrap().push((pid, file.to_string()));
+            }
+        }
+    }
+    ticks
+}
+
+#[test]
+fn a_steady_tick_opens_the_matches_stat_and_only_the_rescan_share_of_cmdlines() {
+    if run_as_trace_child() {
+        return;
+    }
+    const RESCAN: u64 = 10;
+    const WARM: u64 = 12;
+    let marker = format!("pytest-steady-{}", std::process::id());
+    // 60 idle shells, 6 of them matching, children of this test; and a zombie, whose empty
+    // command line must be read every tick.
+    let spawn = |args: &[&str]| {
+        Reaped(
+            Command::new("sh")
+                .args(["-c", "read _; :"])
+                .args(args)
+                .stdin(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        )
+    };
+    let population: Vec<Reaped> = (0..60)
+        .map(|i| {
+            if i % 10 == 0 {
+                spawn(&["sh", &marker])
+            } else {
+                spawn(&[])
+            }
+        })
+        .collect();
+    let matches: BTreeSet<u32> = population.iter().step_by(10).map(|c| c.0.id()).collect();
+    let idle: BTreeSet<u32> = population.iter().map(|c| c.0.id()).collect();
+    let mut zombie = Command::new("true").spawn().unwrap();
+    let zombie_pid = zombie.id();
+    wait_for("the zombie", || {
+        fs::read_to_string(format!("/proc/{zombie_pid}/stat")).is_ok_and(|s| s.contains(") Z "))
+    });
+
+    let ticks = traced_ticks(
+        "a_steady_tick_opens_the_matches_stat_and_only_the_rescan_share_of_cmdlines",
+        &format!("{marker}\t{RESCAN}\t{WARM}\t3"),
+    );
+    assert_eq!(ticks.len(), 3, "three traced ticks");
+    let me = std::process::id();
+    for (&tick, opened) in &ticks {
+        let files = |name: &str| -> BTreeSet<u32> {
+            opened
+                .iter()
+                .filter(|(_, f)| f == name)
+                .map(|(p, _)| *p)
+                .collect()
+        };
+        let (cmdlines, stats, cgroups) = (files("cmdline"), files("stat"), files("cgroup"));
+        // stat: every match, and their one parent (this test), nothing else of ours.
+        let ours: BTreeSet<u32> = stats.intersection(&idle).copied().collect();
+        assert_eq!(ours, matches, "tick {tick}: stat of exactly the matches");
+        assert!(stats.contains(&me), "tick {tick}: the matches' parent");
+        // cmdline: of our known processes, exactly those whose rescan tick this is.
+        let due: BTreeSet<u32> = idle
+            .iter()
+            .copied()
+            .filter(|&p| rescan_due(p, tick, RESCAN))
+            .collect();
+        let read: BTreeSet<u32> = cmdlines.intersection(&idle).copied().collect();
+        assert_eq!(
+            read, due,
+            "tick {tick}: cmdline of known processes outside the rescan"
+        );
+        // cgroup: of a match only when it is read anew.
+        assert!(
+            cgroups.iter().all(|p| due.contains(p) || !idle.contains(p)),
+            "tick {tick}: cgroup {cgroups:?} of a known match outside its rescan"
+        );
+        // Empty command lines are never remembered.
+        assert!(cmdlines.contains(&zombie_pid), "tick {tick}: the zombie");
+        if fs::read("/proc/2/cmdline").is_ok_and(|c| c.is_empty()) {
+            assert!(cmdlines.contains(&2), "tick {tick}: kthreadd");
+        }
+        let listed = list_entries(Path::new("/proc")).unwrap().len();
+        println!(
+            "tick {tick}: {} opens under /proc/<pid> ({} cmdline, {} stat, {} cgroup) of {listed} processes",
+            opened.len(),
+            cmdlines.len(),
+            stats.len(),
+            cgroups.len()
+        );
+    }
+    zombie.wait().unwrap();
+    drop(population);
+}
