@@ -394,24 +394,104 @@ fn vm(pid: u32, key: &str) -> u64 {
         .unwrap_or(0)
 }
 
-fn daemon_rss(ticks_s: u64, soak_s: u64) {
+/// A webhook receiver on 127.0.0.1:0 that takes everything, for the daemon's channel.
+fn receiver() -> (String, std::thread::JoinHandle<()>) {
+    let server = tiny_http::Server::http("127.0.0.1:0").expect("a loopback port");
+    let url = format!("http://{}/hook", server.server_addr());
+    let thread = std::thread::spawn(move || {
+        for request in server.incoming_requests() {
+            let _ = request.respond(tiny_http::Response::empty(200));
+        }
+    });
+    (url, thread)
+}
+
+/// `name`'s value in an OpenMetrics text.
+fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+fn scrape(port: u16) -> String {
+    use std::io::Write;
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connects");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    write!(
+        stream,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    let _ = stream.read_to_string(&mut text);
+    text
+}
+
+/// The daemon as operators run it (proc and pressure collectors, a webhook channel, the
+/// database with its history): its tick time against `once`'s pass in process, in the same
+/// window, and its memory.
+fn daemon(ticks_s: u64, soak_s: u64) {
+    use std::io::BufRead;
     let state = tempfile::tempdir().unwrap();
+    let (url, _receiver) = receiver();
     let mut daemon = Command::new(env!("CARGO_BIN_EXE_watchdog"))
         .arg("run")
         .env_clear()
         .env("WATCHDOG_PROC_ENABLED", "true")
+        .env("WATCHDOG_PRESSURE_ENABLED", "true")
+        .env("WATCHDOG_WEBHOOK_URL", &url)
         .env("WATCHDOG_INTERVAL_S", "1")
         .env("WATCHDOG_STATE_DIR", state.path())
-        .env("WATCHDOG_LISTEN", "off")
-        .env("WATCHDOG_LOG", "error")
-        .stderr(Stdio::null())
+        .env("WATCHDOG_LISTEN", "127.0.0.1:0")
+        .env("WATCHDOG_LOG", "info")
+        .envs(std::env::var("EXPERIMENT_ARENA").ok().map(|v| ("MALLOC_ARENA_MAX", v)))
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let pid = daemon.id();
-    std::thread::sleep(Duration::from_secs(ticks_s));
+    let stderr = std::io::BufReader::new(daemon.stderr.take().unwrap());
+    let mut lines = stderr.lines();
+    let port: u16 = loop {
+        let line = lines.next().expect("the daemon logs").unwrap();
+        if let Some(at) = line.find("127.0.0.1:") {
+            if line.contains("serving /metrics") {
+                let digits: String = line[at + 10..]
+                    .chars()
+                    .take_while(char::is_ascii_digit)
+                    .collect();
+                break digits.parse().unwrap();
+            }
+        }
+    };
+    // Drained, so the daemon never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    let started = Instant::now();
+    // `once`'s pass in process: a fresh collector's scan, taken while the daemon ticks.
+    let mut once_samples = Vec::new();
+    while started.elapsed() < Duration::from_secs(ticks_s) {
+        let fresh = collector(Path::new("/proc"), "pytest");
+        let t = Instant::now();
+        fresh.scan().expect("scan");
+        once_samples.push(t.elapsed());
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    once_samples.sort();
+    let once = once_samples[once_samples.len() / 2];
+    let text = scrape(port);
+    let ticks = metric(&text, "watchdog_tick_duration_seconds_count").unwrap_or(0.0);
+    let sum = metric(&text, "watchdog_tick_duration_seconds_sum").unwrap_or(0.0);
+    let tick = Duration::from_secs_f64(sum / ticks.max(1.0));
+    println!(
+        "daemon tick (mean of {ticks} ticks, proc + pressure, webhook, history) {:8.2} ms | once's pass in process (median of {}) {:8.2} ms | ratio {:4.2}x",
+        ms(tick),
+        once_samples.len(),
+        ms(once),
+        ms(tick) / ms(once)
+    );
     let (rss, hwm) = (vm(pid, "VmRSS:"), vm(pid, "VmHWM:"));
     println!(
-        "daemon after {ticks_s} ticks at 1 s: RSS {:.1} MiB, peak {:.1} MiB",
+        "daemon after {ticks_s} s at 1 s ticks: RSS {:.1} MiB, peak {:.1} MiB",
         rss as f64 / 1024.0,
         hwm as f64 / 1024.0
     );
@@ -496,6 +576,13 @@ fn main() {
             .trim()
     );
 
+    // `WATCHDOG_BENCH_ONLY=daemon`: the population and the daemon, nothing else.
+    if std::env::var("WATCHDOG_BENCH_ONLY").as_deref() == Ok("daemon") {
+        let population = Population::spawn(4_000, 1_000, 10);
+        daemon(15, soak_s);
+        drop(population);
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     for n in [1_000, 10_000, 100_000] {
         synthetic_ticks(dir.path(), n);
@@ -568,6 +655,6 @@ fn main() {
     }
     let d = decide_10k();
     println!("decide() for 10,000 active entities: {:.2} ms", ms(d));
-    daemon_rss(15, soak_s);
+    daemon(15, soak_s);
     drop(population);
 }
