@@ -445,7 +445,6 @@ fn daemon(ticks_s: u64, soak_s: u64) {
         .env("WATCHDOG_STATE_DIR", state.path())
         .env("WATCHDOG_LISTEN", "127.0.0.1:0")
         .env("WATCHDOG_LOG", "info")
-        .envs(std::env::var("EXPERIMENT_ARENA").ok().map(|v| ("MALLOC_ARENA_MAX", v)))
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
