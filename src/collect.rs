@@ -13,13 +13,14 @@ use watchdog_collectors::jobs::{JobsCollector, JobsConfig, Source};
 use watchdog_collectors::pressure::{
     self, PressureCollector, PressureConfig, PressureScan, Sampling, Top,
 };
-use watchdog_collectors::proc::{ProcCollector, ProcConfig};
+use watchdog_collectors::proc::{Containers, ProcCollector, ProcConfig};
 use watchdog_collectors::{Collector, Observation};
 
 use crate::config::{ConfigError, JobsSourceSettings, Settings, PREFIX};
 use crate::engine::{AlertState, CollectorTick};
 use crate::model::{CollectFailure, JobsMemory, Memory, ProcMemory, Signal, Unix};
 use crate::signals;
+use crate::signals::proc::GroupBy;
 
 /// Every collector watchdog knows, in the fixed order of reports.
 pub const KNOWN: &[&str] = &["proc", "jobs", "pressure"];
@@ -36,8 +37,15 @@ pub fn build(
 ) -> Result<Vec<Arc<dyn Collector>>, ConfigError> {
     let mut built: Vec<Arc<dyn Collector>> = Vec::new();
     if let Some(proc) = &settings.proc {
+        // Grouped by pgid, a group shows its oldest member's container alone: only that one's
+        // `cgroup` is read.
+        let containers = match proc.rules.group_by {
+            GroupBy::Pgid => Containers::OldestOfEachGroup,
+            GroupBy::Pid => Containers::EveryMatch,
+        };
         let config = ProcConfig {
             rescan_ticks: proc.rescan_ticks,
+            containers,
             ..ProcConfig::with_system_units(
                 proc.root.clone(),
                 proc.patterns.clone(),

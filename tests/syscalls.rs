@@ -1,6 +1,7 @@
 //! What `watchdog once` opens, proven with a syscall trace (strace, from Debian; `.ci/run`
 //! installs it): nothing under the proc root when the collector is off, and only the files the
-//! scan needs when it is on: `cgroup` of the matches alone, and, for the pressure collector on a
+//! scan needs when it is on: `cgroup` of the matches whose container is shown (the oldest of each
+//! process group, or every match when grouped by pid), and, for the pressure collector on a
 //! calm host, the three PSI files and nothing else. Never `environ`.
 
 mod common;
@@ -60,35 +61,44 @@ fn a_disabled_proc_collector_opens_nothing_under_its_root() {
 fn a_fixture_scan_opens_only_uptime_cmdline_stat_and_the_matches_cgroup() {
     let root = fixture("process_group");
     let prefix = format!("{}/", root.to_str().unwrap());
-    let opened = opened_paths(&[
-        ("WATCHDOG_PROC_ENABLED", "true"),
-        ("WATCHDOG_PROC_ROOT", root.to_str().unwrap()),
-    ]);
-    let under_root: Vec<&str> = opened
-        .iter()
-        .filter_map(|p| {
-            p.strip_prefix(&prefix)
-                .or((p == root.to_str().unwrap()).then_some(""))
-        })
-        .collect();
-    assert!(under_root.contains(&"uptime"), "{under_root:?}");
-    assert!(under_root.contains(&"101/cmdline"), "{under_root:?}");
-    for path in &under_root {
-        assert!(allowed_under_root(path), "opened {path}");
+    // Grouped by pgid (the default) a group shows its oldest member's container alone; by
+    // pid, every match shows its own.
+    for (group_by, expected) in [
+        ("pgid", &["100", "201"][..]),
+        ("pid", &["100", "101", "102", "103", "104", "201"][..]),
+    ] {
+        let opened = opened_paths(&[
+            ("WATCHDOG_PROC_ENABLED", "true"),
+            ("WATCHDOG_PROC_ROOT", root.to_str().unwrap()),
+            ("WATCHDOG_PROC_GROUP_BY", group_by),
+        ]);
+        let under_root: Vec<&str> = opened
+            .iter()
+            .filter_map(|p| {
+                p.strip_prefix(&prefix)
+                    .or((p == root.to_str().unwrap()).then_some(""))
+            })
+            .collect();
+        assert!(under_root.contains(&"uptime"), "{under_root:?}");
+        assert!(under_root.contains(&"101/cmdline"), "{under_root:?}");
+        for path in &under_root {
+            assert!(allowed_under_root(path), "opened {path}");
+        }
+        // stat is read for matches and their parents only: never for the orchestrator's
+        // siblings.
+        assert!(
+            !under_root.contains(&"2/stat"),
+            "kthreadd matches nothing and parents nothing"
+        );
+        // cgroup is read once for each match whose container is shown, and for nothing else:
+        // not for the parents whose stat names them (tini, the orchestrator), not for kthreadd.
+        let mut cgroups: Vec<&str> = under_root
+            .iter()
+            .filter_map(|p| p.strip_suffix("/cgroup"))
+            .collect();
+        cgroups.sort_unstable();
+        assert_eq!(cgroups, expected, "grouped by {group_by}");
     }
-    // stat is read for matches and their parents only: never for the orchestrator's siblings.
-    assert!(
-        !under_root.contains(&"2/stat"),
-        "kthreadd matches nothing and parents nothing"
-    );
-    // cgroup is read once for each match (pytest and its shell) and for nothing else: not for
-    // the parents whose stat names them (tini, the orchestrator), not for kthreadd.
-    let mut cgroups: Vec<&str> = under_root
-        .iter()
-        .filter_map(|p| p.strip_suffix("/cgroup"))
-        .collect();
-    cgroups.sort_unstable();
-    assert_eq!(cgroups, ["100", "101", "102", "103", "104", "201"]);
 }
 
 #[test]

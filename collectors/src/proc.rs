@@ -3,8 +3,9 @@
 //! Reads, under the root it is given and through [`crate::proc_root`]: the root listing (pids
 //! and their inode numbers), `uptime`, `self` (a link, to skip the watchdog itself),
 //! `<pid>/cmdline` of every process it does not know yet, `<pid>/stat` only of processes whose
-//! command line matches and of their parents, and `<pid>/cgroup` of new matches alone (which
-//! container they run in). Opening a /proc file is the whole cost of a scan, so it opens nothing
+//! command line matches and of their parents, and `<pid>/cgroup` once of each new match whose
+//! container is shown (which container it runs in: every match's, or with
+//! [`Containers::OldestOfEachGroup`] only the oldest's of each process group). Opening a /proc file is the whole cost of a scan, so it opens nothing
 //! else: never `environ`, never `status`. On procfs it remembers, per process instance, what it
 //! read (see [`crate::proc_cache`]) and re-reads each one's `cmdline` once per `rescan_ticks`
 //! ticks, spread over them; on any other tree every scan reads every `cmdline`.
@@ -54,6 +55,18 @@ pub struct ProcConfig {
     /// tick, nothing remembered between them), which is how a process that `exec`s into a match
     /// is caught: its pid and inode stay, only its command line changes.
     pub rescan_ticks: u32,
+    /// Whose `cgroup` is read: every match's, or only the oldest match's of each process
+    /// group, when only that one's container is ever shown (grouping by pgid).
+    pub containers: Containers,
+}
+
+/// Which matches have their container read (their `cgroup` opened once per process).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Containers {
+    #[default]
+    EveryMatch,
+    /// The oldest match (by start time, then pid) of each process group.
+    OldestOfEachGroup,
 }
 
 impl ProcConfig {
@@ -66,6 +79,7 @@ impl ProcConfig {
             ticks_per_second: ticks_per_second(),
             page_size: procfs::page_size(),
             rescan_ticks: DEFAULT_RESCAN_TICKS,
+            containers: Containers::EveryMatch,
         }
     }
 }
@@ -123,8 +137,8 @@ pub struct ProcCollector {
     trust_inodes: bool,
 }
 
-/// A match as one tick read it: its stat, its masked command line, its container.
-type Found = (Stat, String, Option<Container>);
+/// A match as one tick read it: its stat, its masked command line, its container if read.
+type Found = (Stat, String, Option<Option<Container>>);
 
 impl ProcCollector {
     pub fn new(config: ProcConfig) -> Self {
@@ -199,6 +213,7 @@ impl ProcCollector {
             };
             matches.extend(found);
         }
+        self.read_containers(&mut matches, &mut pass);
         identities.finish(pass);
         drop(identities);
 
@@ -217,10 +232,41 @@ impl ProcCollector {
                 }
             };
             let mut info = self.process_info(stat, cmdline, parent_comm, uptime_s, &entries);
-            info.container = container;
+            info.container = container.flatten();
             scan.processes.push(info);
         }
         Ok(scan)
+    }
+
+    /// Reads the `cgroup` of the matches whose container is shown and not known yet: each
+    /// match's, or the oldest's of each group. One small file per such process, once.
+    fn read_containers(&self, matches: &mut [Found], pass: &mut Pass) {
+        let wanted: Vec<bool> = match self.config.containers {
+            Containers::EveryMatch => vec![true; matches.len()],
+            Containers::OldestOfEachGroup => {
+                // The signal builder names a group after its oldest member, the same way.
+                let mut oldest: HashMap<i32, (u64, i32)> = HashMap::new();
+                for (stat, _, _) in matches.iter() {
+                    let key = (stat.starttime, stat.pid);
+                    oldest
+                        .entry(stat.pgrp)
+                        .and_modify(|o| *o = (*o).min(key))
+                        .or_insert(key);
+                }
+                matches
+                    .iter()
+                    .map(|(stat, _, _)| oldest[&stat.pgrp] == (stat.starttime, stat.pid))
+                    .collect()
+            }
+        };
+        for ((stat, _, container), wanted) in matches.iter_mut().zip(wanted) {
+            if wanted && container.is_none() {
+                let pid = stat.pid as u32;
+                let read = cgroup::read(&self.config.root, pid).ok().flatten();
+                pass.set_container(pid, read.clone());
+                *container = Some(read);
+            }
+        }
     }
 
     /// A process the cache knows matched: its `stat` alone, for this tick's facts.
@@ -288,18 +334,17 @@ impl ProcCollector {
             // Their command line is empty on a real kernel; the stat says so for certain.
             StatRead::Stat(stat) if is_zombie_or_kernel_thread(&stat) => {}
             StatRead::Stat(stat) => {
-                // One more small file per new match, none per non-match.
-                let container = cgroup::read(&self.config.root, pid).ok().flatten();
                 let cmdline = mask_cmdline(&argv);
                 if whole {
                     let matched = Matched {
                         cmdline: cmdline.clone(),
-                        container: container.clone(),
+                        // Read after the listing, for the matches whose container is shown.
+                        container: None,
                         start_ticks: stat.starttime,
                     };
                     pass.keep(entry, Some(Box::new(matched)));
                 }
-                return Ok(Some((*stat, cmdline, container)));
+                return Ok(Some((*stat, cmdline, None)));
             }
         }
         Ok(None)

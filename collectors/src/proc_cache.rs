@@ -33,7 +33,8 @@ pub const DEFAULT_RESCAN_TICKS: u32 = 10;
 pub(crate) struct Matched {
     /// Masked and cut, as [`crate::proc::ProcessInfo::cmdline`] carries it.
     pub cmdline: String,
-    pub container: Option<Container>,
+    /// Its container, once read (`Some(None)`: read, and in none); `None` until then.
+    pub container: Option<Option<Container>>,
     /// `starttime` from its `stat`: a `stat` that shows another is another process.
     pub start_ticks: u64,
 }
@@ -120,12 +121,15 @@ impl Identities {
             .map(|m| {
                 std::mem::size_of::<Matched>()
                     + m.cmdline.capacity()
-                    + m.container.as_ref().map_or(0, |c| {
-                        [&c.id, &c.pod_uid, &c.unit]
-                            .iter()
-                            .map(|s| s.as_ref().map_or(0, String::capacity))
-                            .sum()
-                    })
+                    + m.container
+                        .as_ref()
+                        .and_then(Option::as_ref)
+                        .map_or(0, |c| {
+                            [&c.id, &c.pod_uid, &c.unit]
+                                .iter()
+                                .map(|s| s.as_ref().map_or(0, String::capacity))
+                                .sum()
+                        })
             })
             .sum();
         (
@@ -168,6 +172,15 @@ impl Pass {
 
     fn due(&self, pid: u32) -> bool {
         rescan_due(pid, self.tick, self.rescan_ticks)
+    }
+
+    /// Records the container just read of `pid`, a match kept in this pass.
+    pub(crate) fn set_container(&mut self, pid: u32, container: Option<Container>) {
+        if let Ok(at) = self.next.binary_search_by_key(&pid, |k| k.pid) {
+            if let Some(matched) = &mut self.next[at].matched {
+                matched.container = Some(container);
+            }
+        }
     }
 
     /// Remembers `entry` for the next tick, in the same ascending order. The caller keeps only

@@ -5,7 +5,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use watchdog_collectors::pattern::PatternSet;
-use watchdog_collectors::proc::{ProcCollector, ProcConfig, ProcScan};
+use watchdog_collectors::proc::{Containers, ProcCollector, ProcConfig, ProcScan};
 use watchdog_collectors::CollectError;
 
 fn fixture(scenario: &str) -> PathBuf {
@@ -22,6 +22,7 @@ fn collector(root: PathBuf, patterns: &str, exclude: &str) -> ProcCollector {
         ticks_per_second: 100,
         page_size: 4096,
         rescan_ticks: 10,
+        containers: Containers::EveryMatch,
     })
 }
 
@@ -332,4 +333,54 @@ fn a_match_without_a_readable_cgroup_is_still_reported_with_no_container() {
     let scan = scan("orphaned_pytest");
     assert_eq!(pids(&scan), [7], "no cgroup file in this tree");
     assert_eq!(scan.processes[0].container, None);
+}
+
+#[test]
+fn grouped_by_pgid_only_the_oldest_match_of_each_group_has_its_container_read() {
+    // process_group: pytest 100 (the group's leader and oldest) with members 101-104, and 201
+    // alone; every match here has a cgroup file naming a container.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("proc");
+    copy_dir(&fixture("process_group"), &root);
+    let docker = "0::/system.slice/docker-e70105bb87f6aa3e43bd1d9ff5b7ff3a7b27f81c1aaa8c0e1af3e1c27cd26d5b.scope\n";
+    for pid in [100, 101, 102, 103, 104, 201] {
+        fs::write(root.join(format!("{pid}/cgroup")), docker).unwrap();
+    }
+    let with = |containers| {
+        ProcCollector::new(ProcConfig {
+            containers,
+            ..ProcConfig::with_system_units(
+                root.clone(),
+                PatternSet::parse("pytest").unwrap(),
+                PatternSet::default(),
+            )
+        })
+        .scan()
+        .unwrap()
+    };
+    let shown = |scan: &ProcScan| -> Vec<u32> {
+        scan.processes
+            .iter()
+            .filter(|p| p.container.is_some())
+            .map(|p| p.pid)
+            .collect()
+    };
+    assert_eq!(shown(&with(Containers::OldestOfEachGroup)), [100, 201]);
+    assert_eq!(
+        shown(&with(Containers::EveryMatch)),
+        [100, 101, 102, 103, 104, 201]
+    );
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            fs::copy(entry.path(), &target).unwrap();
+        }
+    }
 }
