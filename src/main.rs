@@ -159,6 +159,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
 }
 
 fn run(settings: Settings) -> ExitCode {
+    watchdog::runner::memory::one_arena();
     let runtime = match runtime() {
         Ok(runtime) => runtime,
         Err(code) => return code,

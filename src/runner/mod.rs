@@ -14,6 +14,7 @@
 mod clock;
 mod commit;
 mod fds;
+pub mod memory;
 mod publish;
 mod schedule;
 
@@ -261,6 +262,7 @@ impl Daemon {
             heartbeat.beat();
         }
         self.publish(&outcomes, report, all_ok, at, tick_started.elapsed());
+        memory::release_free();
         tracing::debug!(at, alerts = events.len(), "tick done");
         TickReport {
             at,
