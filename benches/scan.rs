@@ -435,7 +435,13 @@ fn daemon(ticks_s: u64, soak_s: u64) {
     use std::io::BufRead;
     let state = tempfile::tempdir().unwrap();
     let (url, _receiver) = receiver();
-    let mut daemon = Command::new(env!("CARGO_BIN_EXE_watchdog"))
+    // `WATCHDOG_BENCH_BIN`: another build to measure, such as the image's static one.
+    let bin = std::env::var("WATCHDOG_BENCH_BIN")
+        .ok()
+        .filter(|b| !b.is_empty())
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_watchdog").to_string());
+    println!("daemon binary: {bin}");
+    let mut daemon = Command::new(&bin)
         .arg("run")
         .env_clear()
         .env("WATCHDOG_PROC_ENABLED", "true")
@@ -490,7 +496,7 @@ fn daemon(ticks_s: u64, soak_s: u64) {
     );
     let (rss, hwm) = (vm(pid, "VmRSS:"), vm(pid, "VmHWM:"));
     println!(
-        "daemon after {ticks_s} s at 1 s ticks: RSS {:.1} MiB, peak {:.1} MiB",
+        "daemon after {ticks_s} s at 1 s ticks: RSS {:.2} MiB, peak {:.2} MiB",
         rss as f64 / 1024.0,
         hwm as f64 / 1024.0
     );
