@@ -42,6 +42,8 @@ const RUNS: usize = 15;
 const PAIRS: usize = 21;
 /// The default `WATCHDOG_PROC_RESCAN_TICKS`.
 const RESCAN: u32 = 10;
+/// How many `stat` files `run` keeps open under an open-file limit of 4,096 or more.
+const KEEP_OPEN: usize = 1024;
 
 fn median(mut xs: Vec<Duration>) -> Duration {
     xs.sort();
@@ -173,11 +175,13 @@ fn floor_b(root: &Path, needle: &[u8]) -> usize {
 }
 
 /// A collector as `run` and `once` build it with the default settings (grouped by pgid: the
-/// container of each group's oldest match alone).
+/// container of each group's oldest match alone) and an open-file limit of 4,096 or more (a
+/// budget of 1,024 `stat` files kept open).
 fn collector(root: &Path, pattern: &str) -> ProcCollector {
     ProcCollector::new(ProcConfig {
         rescan_ticks: RESCAN,
         containers: Containers::OldestOfEachGroup,
+        keep_open: KEEP_OPEN,
         ..ProcConfig::with_system_units(
             root.to_path_buf(),
             PatternSet::parse(pattern).unwrap(),

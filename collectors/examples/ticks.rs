@@ -24,6 +24,7 @@ fn main() {
         let patterns = PatternSet::parse(pattern).unwrap_or_default();
         ProcCollector::new(ProcConfig {
             rescan_ticks: rescan,
+            keep_open: 1024,
             ..ProcConfig::with_system_units(PathBuf::from(root), patterns, PatternSet::default())
         })
     };

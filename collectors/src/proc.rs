@@ -8,7 +8,8 @@
 //! [`Containers::OldestOfEachGroup`] only the oldest's of each process group). Opening a /proc file is the whole cost of a scan, so it opens nothing
 //! else: never `environ`, never `status`. On procfs it remembers, per process instance, what it
 //! read (see [`crate::proc_cache`]) and re-reads each one's `cmdline` once per `rescan_ticks`
-//! ticks, spread over them; on any other tree every scan reads every `cmdline`.
+//! ticks, spread over them; it keeps up to `keep_open` matches' `stat` open and reads them again
+//! with `pread`. On any other tree every scan reads every `cmdline`.
 //!
 //! A process that disappears between the listing and the read is *vanished*: skipped and
 //! counted. A process that is there but whose files are truncated or malformed is *unreadable*:
@@ -58,6 +59,10 @@ pub struct ProcConfig {
     /// Whose `cgroup` is read: every match's, or only the oldest match's of each process
     /// group, when only that one's container is ever shown (grouping by pgid).
     pub containers: Containers,
+    /// At most this many matches keep their `stat` open between ticks, to be read again with
+    /// `pread` instead of being opened by path each tick (0: each tick opens every one). Each
+    /// costs a descriptor and a page of kernel memory; see [`crate::proc_cache`].
+    pub keep_open: usize,
 }
 
 /// Which matches have their container read (their `cgroup` opened once per process).
@@ -80,6 +85,7 @@ impl ProcConfig {
             page_size: procfs::page_size(),
             rescan_ticks: DEFAULT_RESCAN_TICKS,
             containers: Containers::EveryMatch,
+            keep_open: 0,
         }
     }
 }
@@ -142,7 +148,7 @@ type Found = (Stat, String, Option<Option<Container>>);
 
 impl ProcCollector {
     pub fn new(config: ProcConfig) -> Self {
-        let identities = Mutex::new(Identities::new(config.rescan_ticks));
+        let identities = Mutex::new(Identities::new(config.rescan_ticks, config.keep_open));
         Self {
             config,
             identities,
@@ -162,6 +168,14 @@ impl ProcCollector {
 
     pub fn root(&self) -> &Path {
         &self.config.root
+    }
+
+    /// How many matches keep their `stat` open.
+    pub fn open_files(&self) -> usize {
+        self.identities
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .open_files()
     }
 
     /// How many process instances the collector remembers, and the heap bytes that takes.
@@ -209,7 +223,8 @@ impl ProcCollector {
                 Lookup::Match(known) => {
                     self.read_known(&mut reader, entry, known, &mut pass, &mut scan)?
                 }
-                Lookup::Unknown => self.read_new(&mut reader, entry, &mut pass, &mut scan)?,
+                Lookup::Unknown => self.read_new(&mut reader, entry, None, &mut pass, &mut scan)?,
+                Lookup::Due(was) => self.read_new(&mut reader, entry, was, &mut pass, &mut scan)?,
             };
             matches.extend(found);
         }
@@ -269,22 +284,35 @@ impl ProcCollector {
         }
     }
 
-    /// A process the cache knows matched: its `stat` alone, for this tick's facts.
+    /// A process the cache knows matched: its `stat` alone, for this tick's facts, read from
+    /// the file kept open when there is one.
     fn read_known(
         &self,
         reader: &mut Reader<'_>,
         entry: PidEntry,
-        known: Box<Matched>,
+        mut known: Box<Matched>,
         pass: &mut Pass,
         scan: &mut ProcScan,
     ) -> Result<Option<Found>, CollectError> {
-        match reader.read_stat(entry.pid)? {
+        let read = match known.stat.take() {
+            Some(file) => {
+                let read = reader.reread_stat(entry.pid, &file)?;
+                known.stat = Some(file);
+                read
+            }
+            None => {
+                let (read, file) = reader.open_stat(entry.pid)?;
+                known.stat = file;
+                read
+            }
+        };
+        match read {
             StatRead::Gone => scan.vanished += 1,
             StatRead::Failed => scan.unreadable.push(entry.pid),
             // Another start time is another process: the inode promise did not hold, so trust
             // nothing remembered of it.
             StatRead::Stat(stat) if stat.starttime != known.start_ticks => {
-                return self.read_new(reader, entry, pass, scan);
+                return self.read_new(reader, entry, None, pass, scan);
             }
             StatRead::Stat(stat) => {
                 let found = (!is_zombie_or_kernel_thread(&stat))
@@ -297,11 +325,14 @@ impl ProcCollector {
     }
 
     /// A process not known (new, due for its rescan, or the root is not procfs): its `cmdline`,
-    /// and for a match its `stat` and `cgroup`. What was read whole is remembered.
+    /// and for a match its `stat` and `cgroup`. What was read whole is remembered. `was` is what
+    /// a rescan knew of the same instance: a match that still matches reads the `stat` it kept
+    /// open and keeps its container.
     fn read_new(
         &self,
         reader: &mut Reader<'_>,
         entry: PidEntry,
+        was: Option<Box<Matched>>,
         pass: &mut Pass,
         scan: &mut ProcScan,
     ) -> Result<Option<Found>, CollectError> {
@@ -319,6 +350,7 @@ impl ProcCollector {
         };
         // Kernel threads and zombies have an empty command line and never match.
         if argv.is_empty() {
+            self.remember_if_it_runs_nothing(reader, entry, pass)?;
             return Ok(None);
         }
         let joined = argv.join(" ");
@@ -328,7 +360,15 @@ impl ProcCollector {
             }
             return Ok(None);
         }
-        match reader.read_stat(pid)? {
+        let (container, kept) = match was {
+            Some(mut was) => (was.container.take(), was.stat.take()),
+            None => (None, None),
+        };
+        let (read, stat_file) = match kept {
+            Some(file) => (reader.reread_stat(pid, &file)?, Some(file)),
+            None => reader.open_stat(pid)?,
+        };
+        match read {
             StatRead::Gone => scan.vanished += 1,
             StatRead::Failed => scan.unreadable.push(pid),
             // Their command line is empty on a real kernel; the stat says so for certain.
@@ -339,15 +379,42 @@ impl ProcCollector {
                     let matched = Matched {
                         cmdline: cmdline.clone(),
                         // Read after the listing, for the matches whose container is shown.
-                        container: None,
+                        container: container.clone(),
                         start_ticks: stat.starttime,
+                        stat: stat_file,
                     };
                     pass.keep(entry, Some(Box::new(matched)));
                 }
-                return Ok(Some((*stat, cmdline, None)));
+                return Ok(Some((*stat, cmdline, container)));
             }
         }
         Ok(None)
+    }
+
+    /// An empty command line is never remembered, but a kernel thread or a zombie is, as a
+    /// non-match: its `stat` says what it is, and neither runs a program again. Since Linux 6.0
+    /// `kernel_execve()` refuses a kernel thread and `begin_new_exec()` no longer clears
+    /// `PF_KTHREAD`; on older kernels a usermode helper starts as one and `exec`s, and a zombie
+    /// leader whose other threads live takes the `exec` of one of them: the rescan reads both
+    /// again, as it catches any `exec`. Without this, each of a host's kernel threads (dozens to
+    /// thousands) and zombies costs a `cmdline` every tick. A process between the halves of an
+    /// `exec` is neither, so it is read again next tick. Not on a collector's first tick, which
+    /// `once` runs alone: there it would only add opens.
+    fn remember_if_it_runs_nothing(
+        &self,
+        reader: &mut Reader<'_>,
+        entry: PidEntry,
+        pass: &mut Pass,
+    ) -> Result<(), CollectError> {
+        if !pass.remembers() || pass.first() {
+            return Ok(());
+        }
+        if let StatRead::Stat(stat) = reader.read_stat(entry.pid)? {
+            if is_zombie_or_kernel_thread(&stat) {
+                pass.keep(entry, None);
+            }
+        }
+        Ok(())
     }
 
     fn process_info(
@@ -426,7 +493,7 @@ mod tests {
     }
 
     #[test]
-    fn an_empty_command_line_is_never_remembered_and_a_whole_one_is() {
+    fn an_empty_command_line_is_remembered_only_for_a_kernel_thread_or_a_zombie() {
         // A child that exits and is not reaped yet: a zombie, whose cmdline is empty.
         let mut child = Command::new("true").stdout(Stdio::null()).spawn().unwrap();
         let zombie = child.id();
@@ -438,20 +505,78 @@ mod tests {
             );
             std::thread::yield_now();
         }
-        let collector = ProcCollector::new(ProcConfig::with_system_units(
-            PathBuf::from("/proc"),
-            PatternSet::parse("pytest").unwrap(),
-            PatternSet::default(),
-        ));
-        collector.scan().unwrap();
-        let ids = collector.identities.lock().unwrap();
-        assert!(!ids.knows(zombie), "the zombie's empty cmdline was kept");
+        let collector = ProcCollector::new(ProcConfig {
+            // No rescan falls in the two ticks here.
+            rescan_ticks: 1000,
+            ..ProcConfig::with_system_units(
+                PathBuf::from("/proc"),
+                PatternSet::parse("pytest").unwrap(),
+                PatternSet::default(),
+            )
+        });
         // kthreadd: pid 2 in the host's namespace, a kernel thread with an empty cmdline.
-        if std::fs::read("/proc/2/cmdline").is_ok_and(|c| c.is_empty()) {
-            assert!(!ids.knows(2), "kthreadd's empty cmdline was kept");
+        let kthreadd = std::fs::read("/proc/2/cmdline").is_ok_and(|c| c.is_empty());
+        collector.scan().unwrap();
+        {
+            let ids = collector.identities.lock().unwrap();
+            assert!(
+                !ids.knows(zombie),
+                "the first tick opens no stat to learn it"
+            );
+            assert!(!(kthreadd && ids.knows(2)), "nor kthreadd's");
+            assert!(ids.knows(1), "init's command line is whole and kept");
         }
-        assert!(ids.knows(1), "init's command line is whole and kept");
-        drop(ids);
+        collector.scan().unwrap();
+        {
+            let ids = collector.identities.lock().unwrap();
+            assert!(ids.knows(zombie), "the zombie, by its stat");
+            assert!(!kthreadd || ids.knows(2), "kthreadd, by its stat");
+        }
         child.wait().unwrap();
+    }
+
+    /// A tree trusted as procfs (as the bench's are) where pid 42 has an empty command line and
+    /// a `stat` with `state` and `flags` as given.
+    fn empty_cmdline_tree(state: char, flags: u32) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::write(root.join("uptime"), "1000.00 1.00\n").unwrap();
+        for (pid, cmdline) in [(1, "init\0"), (42, "")] {
+            std::fs::create_dir(root.join(pid.to_string())).unwrap();
+            std::fs::write(root.join(format!("{pid}/cmdline")), cmdline).unwrap();
+            std::fs::write(
+                root.join(format!("{pid}/stat")),
+                format!("{pid} (w) {state} 1 {pid} {pid} 0 -1 {flags} 0 0 0 0 10 10 0 0 20 0 1 0 5000 1000 100 0 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0\n"),
+            )
+            .unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn only_a_kernel_thread_or_a_zombie_is_remembered_with_an_empty_command_line() {
+        let cases = [
+            ('S', 0, false, "a process between the halves of an exec"),
+            ('R', 0, false, "a running one"),
+            ('S', PF_KTHREAD, true, "a kernel thread"),
+            ('Z', 0, true, "a zombie"),
+        ];
+        for (state, flags, remembered, what) in cases {
+            let tree = empty_cmdline_tree(state, flags);
+            let collector = ProcCollector::new(ProcConfig {
+                rescan_ticks: 1000,
+                ..ProcConfig::with_system_units(
+                    tree.path().to_path_buf(),
+                    PatternSet::parse("pytest").unwrap(),
+                    PatternSet::default(),
+                )
+            })
+            .trusting_inodes();
+            for _ in 0..3 {
+                collector.scan().unwrap();
+            }
+            let ids = collector.identities.lock().unwrap();
+            assert_eq!(ids.knows(42), remembered, "{what}");
+        }
     }
 }

@@ -1,8 +1,9 @@
 //! What the proc collector remembers between ticks: one entry per process instance it has read.
 //!
 //! Owns the identity cache: per `(pid, inode)` whether the command line matched and, for a match,
-//! its masked command line, its container and its start time, so that a steady tick opens no
-//! `cmdline` of a process it already knows. Owns the rescan schedule that re-reads every
+//! its masked command line, its container, its start time and (within a budget) its `stat` file
+//! kept open, so that a steady tick opens no `cmdline` of a process it already knows and reads a
+//! match's `stat` without opening it. Owns the rescan schedule that re-reads every
 //! identity once per `rescan_ticks` ticks, spread over them. Reads nothing itself (the collector
 //! hands it the listing and what it read) and never keeps anything of a root that is not procfs.
 //!
@@ -18,9 +19,14 @@
 //! inode number 1 for a directory it could not instantiate; such an entry is never cached.
 //! `exec` keeps the pid and the inode and changes the command line: the rescan catches it.
 //!
+//! A `stat` kept open is tied to the process it was opened on (the `struct pid` of its inode),
+//! not to the number: once that process is reaped it reads `ESRCH`, whoever has the pid since.
+//!
 //! On any other file system (a fixture on ext4, a synthetic tree on tmpfs) an inode number freed
 //! by a replaced directory is handed out again at once, so there nothing is remembered: every
 //! tick is a full scan.
+
+use std::fs::File;
 
 use crate::cgroup::Container;
 use crate::proc_root::PidEntry;
@@ -29,7 +35,7 @@ use crate::proc_root::PidEntry;
 pub const DEFAULT_RESCAN_TICKS: u32 = 10;
 
 /// What the collector knows of a matching process instance.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct Matched {
     /// Masked and cut, as [`crate::proc::ProcessInfo::cmdline`] carries it.
     pub cmdline: String,
@@ -37,6 +43,8 @@ pub(crate) struct Matched {
     pub container: Option<Option<Container>>,
     /// `starttime` from its `stat`: a `stat` that shows another is another process.
     pub start_ticks: u64,
+    /// Its `stat`, kept open to be read again each tick (see [`Pass::keep`] for how many are).
+    pub stat: Option<File>,
 }
 
 /// One remembered process instance. A non-match is 24 bytes and nothing on the heap.
@@ -49,8 +57,11 @@ struct Known {
 
 /// What the cache says about one listed process this tick.
 pub(crate) enum Lookup {
-    /// Read its command line: it is new, due for its rescan, or the root is not procfs.
+    /// Read its command line: it is new, another instance of its pid, or the root is not procfs.
     Unknown,
+    /// A known instance due for its rescan: read its command line again. What it was is handed
+    /// back, so a match that still matches keeps its open `stat` and its container.
+    Due(Option<Box<Matched>>),
     /// A known instance whose command line did not match.
     NoMatch,
     /// A known matching instance.
@@ -63,14 +74,17 @@ pub(crate) struct Identities {
     known: Vec<Known>,
     tick: u64,
     rescan_ticks: u64,
+    /// At most this many matches keep their `stat` open.
+    open_budget: usize,
 }
 
 impl Identities {
-    pub(crate) fn new(rescan_ticks: u32) -> Self {
+    pub(crate) fn new(rescan_ticks: u32, open_budget: usize) -> Self {
         Self {
             known: Vec::new(),
             tick: 0,
             rescan_ticks: u64::from(rescan_ticks.max(1)),
+            open_budget,
         }
     }
 
@@ -92,6 +106,8 @@ impl Identities {
             stable,
             tick,
             rescan_ticks: self.rescan_ticks,
+            open_budget: self.open_budget,
+            kept_open: 0,
         }
     }
 
@@ -110,6 +126,14 @@ impl Identities {
     #[cfg(test)]
     pub(crate) fn knows(&self, pid: u32) -> bool {
         self.known.binary_search_by_key(&pid, |k| k.pid).is_ok()
+    }
+
+    /// How many matches keep their `stat` open.
+    pub(crate) fn open_files(&self) -> usize {
+        self.known
+            .iter()
+            .filter(|k| k.matched.as_ref().is_some_and(|m| m.stat.is_some()))
+            .count()
     }
 
     /// How many identities are remembered, and the heap bytes they hold.
@@ -147,9 +171,22 @@ pub(crate) struct Pass {
     stable: bool,
     tick: u64,
     rescan_ticks: u64,
+    open_budget: usize,
+    kept_open: usize,
 }
 
 impl Pass {
+    /// Whether what this pass keeps is remembered at all (the root is procfs).
+    pub(crate) fn remembers(&self) -> bool {
+        self.stable
+    }
+
+    /// Whether this is the collector's first tick: the only one `once` ever runs, which has no
+    /// next tick to spend what it learns on.
+    pub(crate) fn first(&self) -> bool {
+        self.tick == 0
+    }
+
     /// What is known of `entry`; call once per listed pid, in ascending order. Identities of
     /// pids below it that were not listed have vanished and are dropped here.
     pub(crate) fn lookup(&mut self, entry: PidEntry) -> Lookup {
@@ -161,8 +198,11 @@ impl Pass {
             return Lookup::Unknown;
         };
         // Another inode is another instance of the pid: the old one is dropped with `known`.
-        if known.ino != entry.ino || self.due(entry.pid) {
+        if known.ino != entry.ino {
             return Lookup::Unknown;
+        }
+        if self.due(entry.pid) {
+            return Lookup::Due(known.matched);
         }
         match known.matched {
             None => Lookup::NoMatch,
@@ -185,7 +225,20 @@ impl Pass {
 
     /// Remembers `entry` for the next tick, in the same ascending order. The caller keeps only
     /// what it read whole: never an empty, unreadable or cut command line.
-    pub(crate) fn keep(&mut self, entry: PidEntry, matched: Option<Box<Matched>>) {
+    ///
+    /// A match keeps its `stat` open while fewer than the budget do; past it, the file is closed
+    /// and the next tick opens it by path. Each open `stat` that has been read holds a page of
+    /// kernel memory (its seq_file buffer) and a descriptor, so the budget bounds both.
+    pub(crate) fn keep(&mut self, entry: PidEntry, mut matched: Option<Box<Matched>>) {
+        if let Some(m) = matched.as_deref_mut() {
+            if m.stat.is_some() {
+                if self.kept_open < self.open_budget {
+                    self.kept_open += 1;
+                } else {
+                    m.stat = None;
+                }
+            }
+        }
         // Inode 1 is what procfs lists for a directory it could not instantiate.
         if self.stable && entry.ino > 1 {
             self.next.push(Known {
@@ -224,6 +277,7 @@ mod tests {
             cmdline: "pytest".into(),
             container: None,
             start_ticks: 7,
+            stat: None,
         })
     }
 
@@ -235,6 +289,7 @@ mod tests {
         for &e in listed {
             let (word, m) = match pass.lookup(e) {
                 Lookup::Unknown => ("unknown", (e.pid == 7).then(matched)),
+                Lookup::Due(m) => ("due", m),
                 Lookup::NoMatch => ("no", None),
                 Lookup::Match(m) => ("match", Some(m)),
             };
@@ -247,18 +302,18 @@ mod tests {
 
     #[test]
     fn a_known_instance_is_not_read_again_until_its_rescan_tick() {
-        let mut ids = Identities::new(3);
+        let mut ids = Identities::new(3, 0);
         let listed = [entry(5, 50), entry(6, 60), entry(7, 70)];
         assert_eq!(tick(&mut ids, true, &listed), ["unknown"; 3]);
         // Tick 1: pid 5 is due ((5 + 1) % 3 == 0); tick 2: pid 7; tick 3: pid 6.
-        assert_eq!(tick(&mut ids, true, &listed), ["unknown", "no", "match"]);
-        assert_eq!(tick(&mut ids, true, &listed), ["no", "no", "unknown"]);
-        assert_eq!(tick(&mut ids, true, &listed), ["no", "unknown", "match"]);
+        assert_eq!(tick(&mut ids, true, &listed), ["due", "no", "match"]);
+        assert_eq!(tick(&mut ids, true, &listed), ["no", "no", "due"]);
+        assert_eq!(tick(&mut ids, true, &listed), ["no", "due", "match"]);
     }
 
     #[test]
     fn a_new_inode_under_a_known_pid_is_a_new_instance() {
-        let mut ids = Identities::new(1000);
+        let mut ids = Identities::new(1000, 0);
         tick(&mut ids, true, &[entry(5, 50), entry(7, 70)]);
         assert_eq!(
             tick(&mut ids, true, &[entry(5, 51), entry(7, 70)]),
@@ -268,7 +323,7 @@ mod tests {
 
     #[test]
     fn vanished_pids_are_dropped_and_inode_one_is_never_kept() {
-        let mut ids = Identities::new(1000);
+        let mut ids = Identities::new(1000, 0);
         tick(&mut ids, true, &[entry(2, 1), entry(5, 50), entry(6, 60)]);
         assert_eq!(
             ids.footprint().0,
@@ -281,7 +336,7 @@ mod tests {
 
     #[test]
     fn off_procfs_nothing_is_looked_up_or_kept() {
-        let mut ids = Identities::new(1000);
+        let mut ids = Identities::new(1000, 0);
         tick(&mut ids, false, &[entry(5, 50)]);
         assert_eq!(tick(&mut ids, false, &[entry(5, 50)]), ["unknown"]);
         assert_eq!(ids.footprint().0, 0);
@@ -289,10 +344,38 @@ mod tests {
 
     #[test]
     fn a_pass_that_is_not_finished_leaves_nothing_known() {
-        let mut ids = Identities::new(1000);
+        let mut ids = Identities::new(1000, 0);
         tick(&mut ids, true, &[entry(5, 50)]);
         drop(ids.begin(true, 1));
         assert_eq!(tick(&mut ids, true, &[entry(5, 50)]), ["unknown"]);
+    }
+
+    #[test]
+    fn no_more_stat_files_stay_open_than_the_budget() {
+        let mut ids = Identities::new(1000, 2);
+        let listed = [entry(5, 50), entry(6, 60), entry(7, 70)];
+        let mut pass = ids.begin(true, listed.len());
+        for e in listed {
+            assert!(matches!(pass.lookup(e), Lookup::Unknown));
+            let mut m = matched();
+            m.stat = Some(File::open("/dev/null").unwrap());
+            pass.keep(e, Some(m));
+        }
+        ids.finish(pass);
+        assert_eq!(ids.open_files(), 2, "a budget of 2");
+        assert_eq!(
+            ids.footprint().0,
+            3,
+            "the third is remembered, its file closed"
+        );
+        // Off procfs nothing is remembered, so nothing stays open either.
+        let mut off = Identities::new(1000, 2);
+        let mut pass = off.begin(false, 1);
+        let mut m = matched();
+        m.stat = Some(File::open("/dev/null").unwrap());
+        pass.keep(entry(5, 50), Some(m));
+        off.finish(pass);
+        assert_eq!(off.open_files(), 0);
     }
 
     #[test]

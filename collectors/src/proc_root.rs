@@ -8,7 +8,7 @@
 
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::unix::fs::DirEntryExt;
+use std::os::unix::fs::{DirEntryExt, FileExt};
 use std::path::{Path, PathBuf};
 
 use procfs::process::Stat;
@@ -128,6 +128,16 @@ pub(crate) enum StatRead {
     Failed,
 }
 
+impl From<FileRead<'_>> for StatRead {
+    /// A read that gave no bytes: gone or failed.
+    fn from(read: FileRead<'_>) -> Self {
+        match read {
+            FileRead::Gone => StatRead::Gone,
+            FileRead::Bytes(_) | FileRead::Failed => StatRead::Failed,
+        }
+    }
+}
+
 /// Reads per-process files into one reused buffer and path.
 pub(crate) struct Reader<'r> {
     root: &'r Path,
@@ -157,15 +167,25 @@ impl<'r> Reader<'r> {
     /// Permission denied: the tree hides processes, so no part of the scan can be trusted.
     pub(crate) fn read(&mut self, pid: u32, file: &str) -> Result<FileRead<'_>, CollectError> {
         self.set_path(pid, file);
-        match read_file(&self.path, &mut self.buf) {
-            Ok(()) => Ok(FileRead::Bytes(&self.buf)),
-            Err(e) if is_gone(&e) => Ok(FileRead::Gone),
+        let read = File::open(&self.path).and_then(|mut f| read_open(&mut f, &mut self.buf));
+        Ok(match self.outcome(read)? {
+            Ok(()) => FileRead::Bytes(&self.buf),
+            Err(failed) => failed,
+        })
+    }
+
+    /// What a failed read means: gone, unreadable, or (permission denied) a tree that hides
+    /// processes. The path is the one last set.
+    fn outcome(&self, read: io::Result<()>) -> Result<Result<(), FileRead<'static>>, CollectError> {
+        match read {
+            Ok(()) => Ok(Ok(())),
+            Err(e) if is_gone(&e) => Ok(Err(FileRead::Gone)),
             Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
                 Err(CollectError::PermissionDenied {
                     path: self.path.clone(),
                 })
             }
-            Err(_) => Ok(FileRead::Failed),
+            Err(_) => Ok(Err(FileRead::Failed)),
         }
     }
 
@@ -174,15 +194,52 @@ impl<'r> Reader<'r> {
     /// # Errors
     /// Permission denied.
     pub(crate) fn read_stat(&mut self, pid: u32) -> Result<StatRead, CollectError> {
-        Ok(match self.read(pid, "stat")? {
-            FileRead::Gone => StatRead::Gone,
-            FileRead::Failed => StatRead::Failed,
-            FileRead::Bytes(bytes) => match parse_stat(bytes) {
-                // A stat that names another pid is not this process's.
-                Ok(stat) if stat.pid == pid as i32 => StatRead::Stat(Box::new(stat)),
-                Ok(_) | Err(_) => StatRead::Failed,
+        Ok(self.open_stat(pid)?.0)
+    }
+
+    /// `<root>/<pid>/stat`, parsed, and the file it was read from, still open, when it read
+    /// whole: [`Reader::reread_stat`] reads it again without a path walk, an open or a close.
+    ///
+    /// # Errors
+    /// Permission denied.
+    pub(crate) fn open_stat(&mut self, pid: u32) -> Result<(StatRead, Option<File>), CollectError> {
+        self.set_path(pid, "stat");
+        let mut opened = None;
+        let read = File::open(&self.path).and_then(|mut f| {
+            read_open(&mut f, &mut self.buf)?;
+            opened = Some(f);
+            Ok(())
+        });
+        Ok(match self.outcome(read)? {
+            Ok(()) => match self.parsed_stat(pid) {
+                StatRead::Stat(stat) => (StatRead::Stat(stat), opened),
+                failed => (failed, None),
             },
+            Err(failed) => (failed.into(), None),
         })
+    }
+
+    /// The `stat` of `pid` again, from the file [`Reader::open_stat`] opened. The file belongs to
+    /// the process instance it was opened on, not to the pid: once that process is reaped it
+    /// reads `ESRCH` (gone), whoever holds its pid now.
+    ///
+    /// # Errors
+    /// Permission denied.
+    pub(crate) fn reread_stat(&mut self, pid: u32, file: &File) -> Result<StatRead, CollectError> {
+        self.set_path(pid, "stat");
+        let read = reread(file, &mut self.buf);
+        Ok(match self.outcome(read)? {
+            Ok(()) => self.parsed_stat(pid),
+            Err(failed) => failed.into(),
+        })
+    }
+
+    fn parsed_stat(&self, pid: u32) -> StatRead {
+        match parse_stat(&self.buf) {
+            // A stat that names another pid is not this process's.
+            Ok(stat) if stat.pid == pid as i32 => StatRead::Stat(Box::new(stat)),
+            Ok(_) | Err(_) => StatRead::Failed,
+        }
     }
 
     /// `<root>/<pid>/<file>`; `None` when it is gone or unreadable.
@@ -209,11 +266,36 @@ fn is_gone(e: &io::Error) -> bool {
 /// in a fixture comes up short only at its end), which saves the last, empty read of almost
 /// every file.
 fn read_file(path: &Path, buf: &mut Vec<u8>) -> io::Result<()> {
+    read_open(&mut File::open(path)?, buf)
+}
+
+/// [`read_file`]'s reading, of a file just opened.
+fn read_open(file: &mut File, buf: &mut Vec<u8>) -> io::Result<()> {
     buf.clear();
-    let mut file = File::open(path)?;
     let mut chunk = [0u8; 4096];
     loop {
         match file.read(&mut chunk) {
+            Ok(0) => return Ok(()),
+            Ok(n) => {
+                buf.extend_from_slice(&chunk[..n]);
+                if n < chunk.len() {
+                    return Ok(());
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Reads an open /proc file again from its start with `pread`, as [`read_open`] reads. A seq
+/// file (`stat`) makes its text anew for a read at offset 0, so this is what opening it again
+/// would give, without the path walk, the open and the close.
+fn reread(file: &File, buf: &mut Vec<u8>) -> io::Result<()> {
+    buf.clear();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match file.read_at(&mut chunk, buf.len() as u64) {
             Ok(0) => return Ok(()),
             Ok(n) => {
                 buf.extend_from_slice(&chunk[..n]);

@@ -18,8 +18,14 @@ use watchdog_collectors::proc_cache::rescan_due;
 use watchdog_collectors::proc_root::list_entries;
 
 fn collector(root: &Path, pattern: &str, rescan_ticks: u32) -> ProcCollector {
+    keeping(root, pattern, rescan_ticks, 0)
+}
+
+/// As [`collector`], with at most `keep_open` matches' `stat` kept open between ticks.
+fn keeping(root: &Path, pattern: &str, rescan_ticks: u32, keep_open: usize) -> ProcCollector {
     ProcCollector::new(ProcConfig {
         rescan_ticks,
+        keep_open,
         ..ProcConfig::with_system_units(
             root.to_path_buf(),
             PatternSet::parse(pattern).unwrap(),
@@ -175,6 +181,70 @@ fn a_reused_pid_gets_a_new_inode_and_is_read_as_a_new_process() {
     println!("{REUSES} pids reused in {tries} tries, each with a new inode: {reused:?}");
 }
 
+/// Start time of `pid` in clock ticks, from its `stat`.
+fn start_ticks(pid: u32) -> u64 {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after_comm = &stat[stat.rfind(')').unwrap() + 2..];
+    after_comm.split(' ').nth(19).unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_stat_kept_open_reads_its_own_process_or_nothing() {
+    let marker = format!("pytest-kept-{}", std::process::id());
+    let watcher = keeping(Path::new("/proc"), &marker, 1000, 64);
+    let spawn = || {
+        Reaped(
+            Command::new("sh")
+                .args(["-c", "read _", "sh", &marker])
+                .stdin(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        )
+    };
+    let first = spawn();
+    let pid = first.0.id();
+    wait_for("the shell's exec", || {
+        cmdline(pid).ends_with(format!("{marker}\0").as_bytes())
+    });
+    assert_eq!(pids(&watcher.scan().unwrap()), [pid]);
+    assert_eq!(watcher.open_files(), 1, "the match's stat is kept open");
+    let ticks = start_ticks(pid);
+    assert_eq!(watcher.scan().unwrap().processes[0].start_ticks, ticks);
+
+    // Reaped: the file still open reads ESRCH, and the process is gone, not unreadable.
+    drop(first);
+    let scan = watcher.scan().unwrap();
+    assert_eq!(pids(&scan), [] as [u32; 0]);
+    assert!(scan.unreadable.is_empty(), "{scan:?}");
+    assert_eq!(watcher.open_files(), 0, "its file is closed");
+
+    // The pid again, for another matching process: read as that one, with its start time.
+    let mut reused = None;
+    for _ in 0..50 {
+        let second = spawn();
+        let again = second.0.id();
+        wait_for("the exec", || {
+            cmdline(again).ends_with(format!("{marker}\0").as_bytes())
+        });
+        assert_eq!(pids(&watcher.scan().unwrap()), [again]);
+        assert_eq!(watcher.open_files(), 1);
+        drop(second);
+        let Some(third) = spawn_at(again, &["sh", &marker]) else {
+            watcher.scan().unwrap();
+            continue;
+        };
+        wait_for("the exec of the reuser", || {
+            cmdline(again).ends_with(format!("{marker}\0").as_bytes())
+        });
+        let scan = watcher.scan().unwrap();
+        assert_eq!(pids(&scan), [again], "{scan:?}");
+        assert_eq!(scan.processes[0].start_ticks, start_ticks(again));
+        reused = Some(third);
+        break;
+    }
+    assert!(reused.is_some(), "no pid could be reused in 50 tries");
+}
+
 /// A minimal tree: pid 1 and pid 42 running `argv`.
 fn write_tree(root: &Path, argv: &str) {
     fs::create_dir_all(root.join("1")).unwrap();
@@ -238,7 +308,7 @@ fn the_fixture_trees_are_never_remembered() {
 
 // --- strace of steady ticks -------------------------------------------------------------------
 
-/// Set in the traced child: `<pattern>\t<rescan ticks>\t<warm ticks>\t<traced ticks>`.
+/// Set in the traced child: `<pattern>\t<rescan ticks>\t<keep open>\t<warm ticks>\t<traced>`.
 const TRACE_CHILD: &str = "PROC_IDENTITY_TRACE_CHILD";
 /// Opened (and not found) between ticks, so the trace can be cut into ticks: `<dir>/<tick>`.
 const TICK_MARK: &str = "/nonexistent-proc-identity-tick";
@@ -249,12 +319,13 @@ fn run_as_trace_child() -> bool {
         return false;
     };
     let fields: Vec<&str> = spec.split('\t').collect();
-    let (rescan, warm, traced): (u32, u64, u64) = (
+    let (rescan, keep_open, warm, traced): (u32, usize, u64, u64) = (
         fields[1].parse().unwrap(),
         fields[2].parse().unwrap(),
         fields[3].parse().unwrap(),
+        fields[4].parse().unwrap(),
     );
-    let watcher = collector(Path::new("/proc"), fields[0], rescan);
+    let watcher = keeping(Path::new("/proc"), fields[0], rescan, keep_open);
     for tick in 0..warm + traced {
         if tick >= warm {
             let _ = fs::File::open(format!("{TICK_MARK}/{tick}"));
@@ -265,11 +336,26 @@ fn run_as_trace_child() -> bool {
     true
 }
 
-/// What the traced child opened under /proc in each traced tick: tick -> [(pid, file)].
-fn traced_ticks(test: &str, spec: &str) -> BTreeMap<u64, Vec<(u32, String)>> {
+/// What one traced tick did under /proc: the files it opened, `(pid, file)`, and the pids whose
+/// `stat` it read again with `pread64` from a file kept open.
+#[derive(Default)]
+struct Traced {
+    opened: Vec<(u32, String)>,
+    reread: Vec<u32>,
+}
+
+/// The first quoted string of an strace line.
+fn quoted(line: &str) -> Option<&str> {
+    let start = line.find('"')? + 1;
+    let len = line[start..].find('"')?;
+    Some(&line[start..start + len])
+}
+
+/// What the traced child did in each traced tick.
+fn traced_ticks(test: &str, spec: &str) -> BTreeMap<u64, Traced> {
     let trace = tempfile::NamedTempFile::new().unwrap();
     let status = Command::new("strace")
-        .args(["-f", "-qq", "-e", "trace=open,openat,openat2", "-o"])
+        .args(["-f", "-qq", "-e", "trace=open,openat,openat2,pread64", "-o"])
         .arg(trace.path())
         .arg(std::env::current_exe().unwrap())
         .args([test, "--exact", "--test-threads=1", "-q"])
@@ -282,42 +368,42 @@ fn traced_ticks(test: &str, spec: &str) -> BTreeMap<u64, Vec<(u32, String)>> {
     let mut ticks = BTreeMap::new();
     let mut current: Option<u64> = None;
     for line in text.lines() {
-        let Some(start) = line.find('"').map(|i| i + 1) else {
+        let Some(quoted) = quoted(line) else {
             continue;
         };
-        let Some(len) = line[start..].find('"') else {
-            continue;
-        };
-        let path = &line[start..start + len];
-        if let Some(mark) = path.strip_prefix(&format!("{TICK_MARK}/")) {
+        if let Some(mark) = quoted.strip_prefix(&format!("{TICK_MARK}/")) {
             current = mark.parse().ok();
             if let Some(tick) = current {
-                ticks.insert(tick, Vec::new());
+                ticks.insert(tick, Traced::default());
             }
             continue;
         }
-        let (Some(tick), Some(rest)) = (current, path.strip_prefix("/proc/")) else {
+        let Some(tick) = current.and_then(|t| ticks.get_mut(&t)) else {
             continue;
         };
-        if let Some((pid, file)) = rest.split_once('/') {
+        if line.contains("pread64(") {
+            // The text read: a `stat` starts with its pid.
+            if let Some(pid) = quoted.split(' ').next().and_then(|p| p.parse().ok()) {
+                tick.reread.push(pid);
+            }
+        } else if let Some((pid, file)) = quoted
+            .strip_prefix("/proc/")
+            .and_then(|rest| rest.split_once('/'))
+        {
             if let Ok(pid) = pid.parse() {
-                ticks.get_mut(&tick).unwrap().push((pid, file.to_string()));
+                tick.opened.push((pid, file.to_string()));
             }
         }
     }
     ticks
 }
 
-#[test]
-fn a_steady_tick_opens_the_matches_stat_and_only_the_rescan_share_of_cmdlines() {
-    if run_as_trace_child() {
-        return;
-    }
+/// Traces three steady ticks of a collector that keeps at most `keep_open` `stat` files open,
+/// over 60 idle shells (6 matching, children of this test) and a zombie, and checks each tick.
+fn steady_ticks(test: &str, keep_open: usize) {
     const RESCAN: u64 = 10;
     const WARM: u64 = 12;
-    let marker = format!("pytest-steady-{}", std::process::id());
-    // 60 idle shells, 6 of them matching, children of this test; and a zombie, whose empty
-    // command line must be read every tick.
+    let marker = format!("pytest-steady-{keep_open}-{}", std::process::id());
     let spawn = |args: &[&str]| {
         Reaped(
             Command::new("sh")
@@ -338,62 +424,112 @@ fn a_steady_tick_opens_the_matches_stat_and_only_the_rescan_share_of_cmdlines() 
         })
         .collect();
     let matches: BTreeSet<u32> = population.iter().step_by(10).map(|c| c.0.id()).collect();
-    let idle: BTreeSet<u32> = population.iter().map(|c| c.0.id()).collect();
     let mut zombie = Command::new("true").spawn().unwrap();
     let zombie_pid = zombie.id();
     wait_for("the zombie", || {
         fs::read_to_string(format!("/proc/{zombie_pid}/stat")).is_ok_and(|s| s.contains(") Z "))
     });
+    let mut ours: BTreeSet<u32> = population.iter().map(|c| c.0.id()).collect();
+    ours.insert(zombie_pid);
+    // kthreadd, pid 2 in the host's namespace: a kernel thread, remembered as one.
+    let kthreadd = fs::read("/proc/2/cmdline").is_ok_and(|c| c.is_empty());
+    if kthreadd {
+        ours.insert(2);
+    }
 
-    let ticks = traced_ticks(
-        "a_steady_tick_opens_the_matches_stat_and_only_the_rescan_share_of_cmdlines",
-        &format!("{marker}\t{RESCAN}\t{WARM}\t3"),
-    );
+    let ticks = traced_ticks(test, &format!("{marker}\t{RESCAN}\t{keep_open}\t{WARM}\t3"));
     assert_eq!(ticks.len(), 3, "three traced ticks");
     let me = std::process::id();
-    for (&tick, opened) in &ticks {
+    for (&tick, traced) in &ticks {
         let files = |name: &str| -> BTreeSet<u32> {
-            opened
+            traced
+                .opened
                 .iter()
                 .filter(|(_, f)| f == name)
                 .map(|(p, _)| *p)
                 .collect()
         };
         let (cmdlines, stats, cgroups) = (files("cmdline"), files("stat"), files("cgroup"));
-        // stat: every match, and their one parent (this test), nothing else of ours.
-        let ours: BTreeSet<u32> = stats.intersection(&idle).copied().collect();
-        assert_eq!(ours, matches, "tick {tick}: stat of exactly the matches");
-        assert!(stats.contains(&me), "tick {tick}: the matches' parent");
-        // cmdline: of our known processes, exactly those whose rescan tick this is.
-        let due: BTreeSet<u32> = idle
+        let due: BTreeSet<u32> = ours
             .iter()
             .copied()
             .filter(|&p| rescan_due(p, tick, RESCAN))
             .collect();
-        let read: BTreeSet<u32> = cmdlines.intersection(&idle).copied().collect();
+        // cmdline: of our known processes, exactly those whose rescan tick this is; the zombie
+        // and kthreadd too, remembered by what their `stat` said.
+        let read: BTreeSet<u32> = cmdlines.intersection(&ours).copied().collect();
         assert_eq!(
             read, due,
             "tick {tick}: cmdline of known processes outside the rescan"
         );
-        // cgroup: of a match only when it is read anew.
+        // stat: every match (opened, or read again from the file kept open), the zombie and
+        // kthreadd only in their rescan tick, and the matches' one parent (this test).
+        let rescanned: BTreeSet<u32> = due.difference(&matches).copied().collect();
+        let opened: BTreeSet<u32> = stats.intersection(&ours).copied().collect();
+        let reread: BTreeSet<u32> = traced.reread.iter().copied().collect();
+        let rescanned_stats: BTreeSet<u32> = opened.difference(&matches).copied().collect();
         assert!(
-            cgroups.iter().all(|p| due.contains(p) || !idle.contains(p)),
-            "tick {tick}: cgroup {cgroups:?} of a known match outside its rescan"
+            rescanned_stats.is_subset(&rescanned),
+            "tick {tick}: stat {rescanned_stats:?} of known non-matches outside the rescan"
         );
-        // Empty command lines are never remembered.
-        assert!(cmdlines.contains(&zombie_pid), "tick {tick}: the zombie");
-        if fs::read("/proc/2/cmdline").is_ok_and(|c| c.is_empty()) {
-            assert!(cmdlines.contains(&2), "tick {tick}: kthreadd");
+        if keep_open >= matches.len() {
+            assert_eq!(
+                reread, matches,
+                "tick {tick}: every match read from its open stat"
+            );
+            assert!(
+                opened.is_disjoint(&matches),
+                "tick {tick}: a match's stat opened again: {opened:?}"
+            );
+        } else {
+            assert_eq!(
+                opened
+                    .intersection(&matches)
+                    .copied()
+                    .collect::<BTreeSet<_>>(),
+                matches,
+                "tick {tick}: stat of exactly the matches"
+            );
+            assert!(reread.is_empty(), "tick {tick}: nothing kept open");
         }
+        assert!(stats.contains(&me), "tick {tick}: the matches' parent");
+        // cgroup: of a match only when it is read anew, and a rescan keeps what was read.
+        assert!(
+            cgroups.is_disjoint(&ours),
+            "tick {tick}: cgroup {cgroups:?} of a known match"
+        );
         let listed = list_entries(Path::new("/proc")).unwrap().len();
         println!(
-            "tick {tick}: {} opens under /proc/<pid> ({} cmdline, {} stat, {} cgroup) of {listed} processes",
-            opened.len(),
+            "keep_open {keep_open}, tick {tick}: {} opens under /proc/<pid> ({} cmdline, {} stat, {} cgroup), {} stat read again, of {listed} processes",
+            traced.opened.len(),
             cmdlines.len(),
             stats.len(),
-            cgroups.len()
+            cgroups.len(),
+            traced.reread.len()
         );
     }
     zombie.wait().unwrap();
     drop(population);
+}
+
+#[test]
+fn a_steady_tick_opens_the_matches_stat_and_only_the_rescan_share_of_cmdlines() {
+    if run_as_trace_child() {
+        return;
+    }
+    steady_ticks(
+        "a_steady_tick_opens_the_matches_stat_and_only_the_rescan_share_of_cmdlines",
+        0,
+    );
+}
+
+#[test]
+fn a_steady_tick_reads_the_matches_stat_from_open_files_and_opens_only_the_rescan_share() {
+    if run_as_trace_child() {
+        return;
+    }
+    steady_ticks(
+        "a_steady_tick_reads_the_matches_stat_from_open_files_and_opens_only_the_rescan_share",
+        64,
+    );
 }

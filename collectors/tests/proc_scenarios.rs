@@ -23,6 +23,7 @@ fn collector(root: PathBuf, patterns: &str, exclude: &str) -> ProcCollector {
         page_size: 4096,
         rescan_ticks: 10,
         containers: Containers::EveryMatch,
+        keep_open: 0,
     })
 }
 
