@@ -273,7 +273,7 @@ impl Tick<'_> {
     }
 
     fn signals(&mut self, collector: &str, signals: Vec<Signal>, unreadable: &[String]) {
-        let mut seen: HashSet<(Kind, String)> = HashSet::with_capacity(signals.len());
+        let mut signalled: Vec<(Kind, String)> = Vec::with_capacity(signals.len());
         for signal in signals {
             let (kind, entity) = (signal.kind, signal.entity);
             let what = if signal.active {
@@ -282,14 +282,19 @@ impl Tick<'_> {
                 Seen::Inactive(Some(signal.facts))
             };
             self.one(kind, &entity, what);
-            seen.insert((kind, entity));
+            signalled.push((kind, entity));
         }
+        let seen: HashSet<(Kind, &str)> = signalled
+            .iter()
+            .map(|(kind, entity)| (*kind, entity.as_str()))
+            .collect();
         // What this collector's successful look did not see, in a stable order, so the events of
-        // one tick always come out the same way.
-        for (kind, entity) in self.state.ids_of(collector) {
-            if seen.contains(&(kind, entity.clone())) {
-                continue;
-            }
+        // one tick always come out the same way. Only those ids are copied and sorted: in a
+        // steady tick every known entity is seen, and there are none.
+        let unseen = self
+            .state
+            .ids_of_where(collector, |kind, entity| !seen.contains(&(kind, entity)));
+        for (kind, entity) in unseen {
             let what = if unreadable.iter().any(|prefix| holds(prefix, &entity)) {
                 Seen::Unreadable
             } else {

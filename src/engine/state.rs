@@ -198,11 +198,22 @@ impl AlertState {
 
     /// The ids of the entities of the kinds `collector` produces, sorted.
     pub(super) fn ids_of(&self, collector: &str) -> Vec<(Kind, String)> {
+        self.ids_of_where(collector, |_, _| true)
+    }
+
+    /// As [`AlertState::ids_of`], of the entities `wanted` says yes to: only those are copied.
+    pub(super) fn ids_of_where(
+        &self,
+        collector: &str,
+        wanted: impl Fn(Kind, &str) -> bool,
+    ) -> Vec<(Kind, String)> {
         let mut ids: Vec<(Kind, String)> = self
             .entities
             .iter()
             .filter(|(kind, _)| kind.collector() == Some(collector))
-            .flat_map(|(kind, of_kind)| of_kind.keys().map(move |id| (*kind, id.clone())))
+            .flat_map(|(kind, of_kind)| of_kind.keys().map(move |id| (*kind, id.as_str())))
+            .filter(|&(kind, id)| wanted(kind, id))
+            .map(|(kind, id)| (kind, id.to_string()))
             .collect();
         ids.sort_unstable();
         ids
