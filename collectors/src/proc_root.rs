@@ -8,7 +8,7 @@
 
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::unix::fs::{DirEntryExt, FileExt};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use procfs::process::Stat;
@@ -40,16 +40,24 @@ pub fn list_pids(root: &Path) -> Result<Vec<u32>, CollectError> {
     Ok(list_entries(root)?.into_iter().map(|e| e.pid).collect())
 }
 
-/// The numeric entries of the root with their inode numbers, sorted by pid.
+/// The numeric entries of the root with their inode numbers, sorted by pid. Listed with
+/// `getdents64` into one buffer and parsed in place: `std::fs::read_dir` allocates a name per
+/// entry, and a /proc listing is thousands of entries every tick.
 ///
 /// # Errors
 /// As [`list_pids`].
 pub fn list_entries(root: &Path) -> Result<Vec<PidEntry>, CollectError> {
-    let entries = std::fs::read_dir(root).map_err(|e| CollectError::from_io(root.into(), e))?;
+    use rustix::fs::{Mode, OFlags, RawDir};
+    let failed = |e: rustix::io::Errno| CollectError::from_io(root.into(), e.into());
+    // O_NONBLOCK as opendir(3) opens: a FIFO in its place fails on O_DIRECTORY, never blocks.
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NONBLOCK;
+    let dir = rustix::fs::open(root, flags, Mode::empty()).map_err(failed)?;
+    let mut buf = vec![std::mem::MaybeUninit::<u8>::uninit(); 32 * 1024];
+    let mut listing = RawDir::new(&dir, &mut buf);
     let mut pids = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|e| CollectError::from_io(root.into(), e))?;
-        if let Some(pid) = entry.file_name().to_str().and_then(parse_pid) {
+    while let Some(entry) = listing.next() {
+        let entry = entry.map_err(failed)?;
+        if let Some(pid) = entry.file_name().to_str().ok().and_then(parse_pid) {
             pids.push(PidEntry {
                 pid,
                 ino: entry.ino(),
@@ -356,6 +364,22 @@ mod tests {
             matches!(missing, CollectError::RootMissing { .. }),
             "{missing}"
         );
+    }
+
+    #[test]
+    fn a_root_that_is_a_fifo_is_an_error_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("proc");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+        let (tx, rx) = std::sync::mpsc::channel();
+        // Listed on another thread: a listing that blocked on the FIFO would never send.
+        std::thread::spawn(move || tx.send(list_entries(&fifo).map(|e| e.len())));
+        let listed = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("listing a FIFO returned within 10 s");
+        let error = listed.unwrap_err();
+        assert!(error.to_string().contains("proc"), "{error}");
     }
 
     #[test]
