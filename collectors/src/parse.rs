@@ -28,6 +28,14 @@ pub fn parse_uptime(raw: &[u8]) -> Result<f64, String> {
     Ok(uptime.uptime)
 }
 
+/// The `processes` line of the system-wide `stat`: how many tasks the kernel has created since
+/// boot. `None` without such a line, or when its value is not a count.
+pub fn parse_tasks_created(raw: &[u8]) -> Option<u64> {
+    raw.split(|&b| b == b'\n')
+        .find_map(|line| line.strip_prefix(b"processes "))
+        .and_then(|count| std::str::from_utf8(count).ok()?.trim().parse().ok())
+}
+
 /// Splits a raw `cmdline` into arguments: NUL-separated, trailing NULs dropped, non-UTF-8
 /// bytes replaced. Some processes rewrite their argv into one space-separated string padded
 /// with NULs (setproctitle); that stays one argument, which reads the same once joined.
@@ -92,6 +100,23 @@ mod tests {
     const FULL_STAT: &str = "42 (pytest) S 1 42 42 0 -1 4194560 100 0 0 0 150 50 0 0 20 0 1 0 \
         9280000 10000000 2048 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0 \
         0 0 0 0 0 0 0";
+
+    #[test]
+    fn the_count_of_created_tasks_is_the_processes_line_or_nothing() {
+        let stat = b"cpu  1 2 3\nctxt 99\nbtime 1700000000\nprocesses 858930\nprocs_running 1\n";
+        assert_eq!(parse_tasks_created(stat), Some(858_930));
+        for junk in [
+            &b""[..],
+            b"processes\n",
+            b"processes -1\n",
+            b"processes 12x\n",
+            b"processes 99999999999999999999999\n",
+            b"procs_running 1\n",
+            b"\xff\xfe processes 1",
+        ] {
+            assert_eq!(parse_tasks_created(junk), None, "{junk:?}");
+        }
+    }
 
     #[test]
     fn a_full_stat_line_parses() {

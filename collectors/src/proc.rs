@@ -1,7 +1,9 @@
 //! The `proc` collector: matching processes in a /proc tree, with their age and cost.
 //!
 //! Reads, under the root it is given and through [`crate::proc_root`]: the root listing (pids
-//! and their inode numbers), `uptime`, `self` (a link, to skip the watchdog itself),
+//! and their inode numbers; on procfs only when the kernel's count of created tasks, `processes`
+//! in the root's `stat`, moved since the last listing, or once per `rescan_ticks` ticks),
+//! `uptime`, `self` (a link, to skip the watchdog itself),
 //! `<pid>/cmdline` of every process it does not know yet, `<pid>/stat` only of processes whose
 //! command line matches and of their parents, and `<pid>/cgroup` once of each new match whose
 //! container is shown (which container it runs in: every match's, or with
@@ -16,7 +18,7 @@
 //! counted and reported by pid, so the engine holds its alerts. A root that is missing, denies
 //! access, or does not list pid 1 fails the whole collection.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 
@@ -28,7 +30,8 @@ use crate::mask::mask_cmdline;
 use crate::pattern::PatternSet;
 use crate::proc_cache::{cacheable, Identities, Lookup, Matched, Pass, DEFAULT_RESCAN_TICKS};
 use crate::proc_root::{
-    is_procfs, list_entries_seeing_all, own_pid, read_uptime, FileRead, PidEntry, Reader, StatRead,
+    exists, is_procfs, list_entries_seeing_all, own_pid, read_uptime, tasks_created, FileRead,
+    PidEntry, Reader, StatRead,
 };
 use crate::{CollectError, CollectRequest, Collector, Observation};
 
@@ -199,11 +202,19 @@ impl ProcCollector {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let root = &self.config.root;
-        let entries = list_entries_seeing_all(root)?;
+        let stable = self.trust_inodes || is_procfs(root);
+        // Read before the listing: a task created after it moves the count for the next tick.
+        let created = stable
+            .then(|| tasks_created(root, self.trust_inodes))
+            .flatten();
+        let (entries, fresh) = match identities.reuse_listing(created) {
+            Some(entries) => (entries, false),
+            None => (list_entries_seeing_all(root)?, true),
+        };
         let uptime_s = read_uptime(root)?;
         let own_pid = own_pid(root);
 
-        let mut pass = identities.begin(self.trust_inodes || is_procfs(root), entries.len());
+        let mut pass = identities.begin(stable, entries.len());
         let mut reader = Reader::new(root);
         let mut scan = ProcScan {
             uptime_s,
@@ -211,10 +222,14 @@ impl ProcCollector {
             ..ProcScan::default()
         };
         let mut matches: Vec<Found> = Vec::new();
+        // The listing less the processes found gone: what stands for the next tick's.
+        let mut listed = Vec::with_capacity(entries.len());
         for &entry in &entries {
             if Some(entry.pid) == own_pid {
+                listed.push(entry);
                 continue;
             }
+            let vanished = scan.vanished;
             let found = match pass.lookup(entry) {
                 Lookup::NoMatch => {
                     pass.keep(entry, None);
@@ -226,16 +241,23 @@ impl ProcCollector {
                 Lookup::Unknown => self.read_new(&mut reader, entry, None, &mut pass, &mut scan)?,
                 Lookup::Due(was) => self.read_new(&mut reader, entry, was, &mut pass, &mut scan)?,
             };
+            if scan.vanished == vanished {
+                listed.push(entry);
+            }
             matches.extend(found);
         }
+        drop(entries);
         self.read_containers(&mut matches, &mut pass);
         identities.finish(pass);
-        drop(identities);
 
         let mut parent_comms: HashMap<u32, Option<String>> = matches
             .iter()
             .map(|(stat, _, _)| (stat.pid as u32, Some(stat.comm.clone())))
             .collect();
+        let matched: HashSet<u32> = parent_comms.keys().copied().collect();
+        // A group leader is alive when it is listed; in a listing kept from an earlier tick it
+        // may have exited since without being read, so there it is looked up as well.
+        let mut leaders: HashMap<u32, bool> = HashMap::new();
         for (stat, cmdline, container) in matches {
             let ppid = stat.ppid as u32;
             let parent_comm = match parent_comms.get(&ppid) {
@@ -246,10 +268,18 @@ impl ProcCollector {
                     comm
                 }
             };
-            let mut info = self.process_info(stat, cmdline, parent_comm, uptime_s, &entries);
+            let pgid = stat.pgrp.max(0) as u32;
+            let leader_alive = *leaders.entry(pgid).or_insert_with(|| {
+                // pgid 0 is no group (pid 1, kernel threads): there is no leader to lose.
+                pgid == 0
+                    || (listed.binary_search_by_key(&pgid, |e| e.pid).is_ok()
+                        && (fresh || matched.contains(&pgid) || exists(root, pgid)))
+            });
+            let mut info = self.process_info(stat, cmdline, parent_comm, uptime_s, leader_alive);
             info.container = container.flatten();
             scan.processes.push(info);
         }
+        identities.keep_listing(listed, created, fresh);
         Ok(scan)
     }
 
@@ -423,7 +453,7 @@ impl ProcCollector {
         cmdline: String,
         parent_comm: Option<String>,
         uptime_s: f64,
-        listed: &[PidEntry],
+        group_leader_alive: bool,
     ) -> ProcessInfo {
         let tps = self.config.ticks_per_second.max(1);
         let started_s = stat.starttime as f64 / tps as f64;
@@ -443,8 +473,7 @@ impl ProcCollector {
             comm: stat.comm,
             cmdline,
             parent_comm,
-            // pgid 0 is no group (pid 1, kernel threads): there is no leader to lose.
-            group_leader_alive: pgid == 0 || listed.binary_search_by_key(&pgid, |e| e.pid).is_ok(),
+            group_leader_alive,
             container: None,
         }
     }

@@ -76,6 +76,12 @@ pub(crate) struct Identities {
     rescan_ticks: u64,
     /// At most this many matches keep their `stat` open.
     open_budget: usize,
+    /// The last listing of the root, less the processes found gone since; empty off procfs.
+    listing: Vec<PidEntry>,
+    /// The kernel's count of created tasks, read just before that listing was taken.
+    tasks_created: Option<u64>,
+    /// The tick that took it.
+    listed_at: u64,
 }
 
 impl Identities {
@@ -85,7 +91,44 @@ impl Identities {
             tick: 0,
             rescan_ticks: u64::from(rescan_ticks.max(1)),
             open_budget,
+            listing: Vec::new(),
+            tasks_created: None,
+            listed_at: 0,
         }
+    }
+
+    /// The last listing, to stand for this tick's, when the kernel has created no task since it
+    /// was taken (`tasks_created`, read now, is the count read before it; see
+    /// [`crate::proc_root::tasks_created`]) and it was taken fewer than `rescan_ticks` ticks ago.
+    /// Without a new task no pid directory can have appeared: the listing can only have lost
+    /// processes, which read as gone. Refreshing it once per rescan bounds what a wrong count
+    /// could ever hide by the same delay as an `exec`. `None`: list the root. Call before
+    /// [`Identities::begin`]; the listing is handed out once, and a scan that fails before
+    /// [`Identities::finish`] leaves none.
+    pub(crate) fn reuse_listing(&mut self, tasks_created: Option<u64>) -> Option<Vec<PidEntry>> {
+        let listing = std::mem::take(&mut self.listing);
+        let young = self.tick.wrapping_sub(self.listed_at) < self.rescan_ticks;
+        let unchanged = tasks_created.is_some() && tasks_created == self.tasks_created;
+        (unchanged && young && !listing.is_empty()).then_some(listing)
+    }
+
+    /// Keeps this tick's listing (less what it found gone) for the next: `fresh` when it was
+    /// listed this tick, after `tasks_created` was read.
+    pub(crate) fn keep_listing(
+        &mut self,
+        listing: Vec<PidEntry>,
+        tasks_created: Option<u64>,
+        fresh: bool,
+    ) {
+        if tasks_created.is_none() {
+            return;
+        }
+        if fresh {
+            // begin() has moved the counter past this tick.
+            self.listed_at = self.tick.wrapping_sub(1);
+        }
+        self.tasks_created = tasks_created;
+        self.listing = listing;
     }
 
     /// Starts a tick. `stable` is whether the root is procfs; off it, nothing is looked up or

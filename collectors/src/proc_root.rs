@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use procfs::process::Stat;
 
-use crate::parse::{parse_pid, parse_stat, parse_uptime};
+use crate::parse::{parse_pid, parse_stat, parse_tasks_created, parse_uptime};
 use crate::CollectError;
 
 /// `ESRCH`: a /proc file whose process exited after it was opened.
@@ -100,6 +100,37 @@ pub fn list_entries_seeing_all(root: &Path) -> Result<Vec<PidEntry>, CollectErro
 /// is not procfs.
 pub fn is_procfs(root: &Path) -> bool {
     rustix::fs::statfs(root).is_ok_and(|fs| fs.f_type == rustix::fs::PROC_SUPER_MAGIC)
+}
+
+/// How many tasks the kernel has created since boot: `processes` in `<root>/stat`, the
+/// `total_forks` that `copy_process()` (kernel/fork.c) counts up for every process, thread and
+/// kernel thread it makes, in every pid namespace. A pid directory appears under a procfs root
+/// only when a task is created, so while this count stands still no process can have been
+/// added to the root's listing.
+///
+/// `None` when the count cannot be trusted to move: the file is not procfs's own (a tree that
+/// is not procfs, or a file mounted over it, as lxcfs mounts one) unless `any_fs` says to take it
+/// anyway (the bench's synthetic trees), or it is unreadable, longer than 1 MiB, or has no
+/// such line.
+pub fn tasks_created(root: &Path, any_fs: bool) -> Option<u64> {
+    const LIMIT: u64 = 1 << 20;
+    let file = File::open(root.join("stat")).ok()?;
+    if !any_fs
+        && !rustix::fs::fstatfs(&file).is_ok_and(|fs| fs.f_type == rustix::fs::PROC_SUPER_MAGIC)
+    {
+        return None;
+    }
+    let mut raw = Vec::new();
+    file.take(LIMIT + 1).read_to_end(&mut raw).ok()?;
+    if raw.len() as u64 > LIMIT {
+        return None;
+    }
+    parse_tasks_created(&raw)
+}
+
+/// Whether `<root>/<pid>` is there.
+pub(crate) fn exists(root: &Path, pid: u32) -> bool {
+    std::fs::symlink_metadata(root.join(pid.to_string())).is_ok()
 }
 
 /// The tree's `uptime`, in seconds.

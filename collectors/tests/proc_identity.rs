@@ -282,6 +282,101 @@ fn a_tree_that_is_not_procfs_is_read_whole_every_tick(base: &Path) {
     assert_eq!(watcher.footprint().0, 0, "nothing is remembered off procfs");
 }
 
+/// Writes `<root>/stat` with `count` tasks created since boot.
+fn set_tasks_created(root: &Path, count: u64) {
+    fs::write(
+        root.join("stat"),
+        format!("cpu  1 2 3 4\nctxt 10\nbtime 1700000000\nprocesses {count}\nprocs_running 1\n"),
+    )
+    .unwrap();
+}
+
+/// A pid directory whose `stat` names its process group.
+fn add_pid(root: &Path, pid: u32, pgid: u32, argv: &str) {
+    let dir = root.join(pid.to_string());
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join("cmdline"), argv).unwrap();
+    fs::write(
+        dir.join("stat"),
+        format!("{pid} (w) S 1 {pgid} {pgid} 0 -1 0 0 0 0 0 10 10 0 0 20 0 1 0 5000 1000 100 0 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0\n"),
+    )
+    .unwrap();
+}
+
+#[test]
+fn the_listing_is_taken_again_when_a_task_was_created_and_at_least_once_per_rescan() {
+    const RESCAN: u32 = 4;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("proc");
+    write_tree(&root, "init\0");
+    set_tasks_created(&root, 100);
+    // A tree on ext4, trusted as procfs would be: the bench's way to measure the cache.
+    let watcher = collector(&root, "pytest", RESCAN).trusting_inodes();
+    assert_eq!(pids(&watcher.scan().unwrap()), [] as [u32; 0], "tick 0");
+
+    // A new pid directory without a new task: the count says nothing was created, so the
+    // listing of tick 0 stands (a real kernel cannot do this; the tree can).
+    add_pid(&root, 50, 50, "python3\0-m\0pytest\0");
+    assert_eq!(
+        pids(&watcher.scan().unwrap()),
+        [] as [u32; 0],
+        "tick 1: listing kept"
+    );
+    set_tasks_created(&root, 101);
+    assert_eq!(
+        pids(&watcher.scan().unwrap()),
+        [50],
+        "tick 2: a task was created"
+    );
+
+    // Without the count moving, the listing is still taken again within the rescan.
+    add_pid(&root, 60, 60, "python3\0-m\0pytest\0");
+    let seen_at = (3..3 + u64::from(RESCAN))
+        .find(|_| pids(&watcher.scan().unwrap()) == [50, 60])
+        .expect("pid 60 listed within the rescan");
+    assert!(seen_at <= 2 + u64::from(RESCAN), "tick {seen_at}");
+
+    // A process gone under a kept listing is gone, not unreadable; so is a group leader that
+    // left without being read.
+    add_pid(&root, 70, 70, "sleep\0");
+    add_pid(&root, 71, 70, "python3\0-m\0pytest\0");
+    set_tasks_created(&root, 102);
+    let scan = watcher.scan().unwrap();
+    let leader_of_71 = |scan: &ProcScan| {
+        scan.processes
+            .iter()
+            .find(|p| p.pid == 71)
+            .map(|p| p.group_leader_alive)
+    };
+    assert_eq!(leader_of_71(&scan), Some(true), "{scan:?}");
+    fs::remove_dir_all(root.join("50")).unwrap();
+    fs::remove_dir_all(root.join("70")).unwrap();
+    let scan = watcher.scan().unwrap();
+    assert_eq!(pids(&scan), [60, 71], "{scan:?}");
+    assert!(scan.unreadable.is_empty(), "{scan:?}");
+    assert_eq!(
+        leader_of_71(&scan),
+        Some(false),
+        "the leader left: {scan:?}"
+    );
+}
+
+#[test]
+fn a_count_of_created_tasks_off_procfs_is_never_trusted() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("proc");
+    write_tree(&root, "init\0");
+    set_tasks_created(&root, 100);
+    let watcher = collector(&root, "pytest", 1000);
+    watcher.scan().unwrap();
+    add_pid(&root, 50, 50, "python3\0-m\0pytest\0");
+    assert_eq!(
+        pids(&watcher.scan().unwrap()),
+        [50],
+        "listed again every tick"
+    );
+}
+
 #[test]
 fn a_tree_on_a_disk_file_system_is_never_remembered() {
     a_tree_that_is_not_procfs_is_read_whole_every_tick(tempfile::tempdir().unwrap().path());
