@@ -11,7 +11,9 @@
 //! after a second of idle costs about twice a back-to-back one, the floor too). It prints:
 //! - the first tick (a fresh collector, as `once` builds) and the steady tick (one collector
 //!   kept across ticks, as `run` keeps it, default rescan of 10 ticks included) against the
-//!   in-process floor, on the live /proc, back to back and after 1 s of idle;
+//!   in-process floor, on the live /proc, back to back and after 1 s of idle; the steady tick
+//!   also with a task created (`true` run and reaped, untimed) before each, which makes it list
+//!   the root again;
 //! - `watchdog once --json` against the floor run as a whole process (this bench re-executed);
 //! - the synthetic trees: first and steady tick per process, and what the cache holds. Their
 //!   steady tick uses `trusting_inodes()`: a tree on tmpfs or ext4 is never remembered by
@@ -82,7 +84,19 @@ struct Paired {
     ratio: f64,
 }
 
-fn paired(pairs: usize, idle: Duration, mut a: impl FnMut(), mut b: impl FnMut()) -> Paired {
+fn paired(pairs: usize, idle: Duration, a: impl FnMut(), b: impl FnMut()) -> Paired {
+    paired_after(pairs, idle, || {}, a, b)
+}
+
+/// As [`paired`], with `before` run untimed before each run of `a`.
+fn paired_after(
+    pairs: usize,
+    idle: Duration,
+    mut before: impl FnMut(),
+    mut a: impl FnMut(),
+    mut b: impl FnMut(),
+) -> Paired {
+    before();
     a();
     b();
     let (mut xs, mut ys, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
@@ -94,10 +108,12 @@ fn paired(pairs: usize, idle: Duration, mut a: impl FnMut(), mut b: impl FnMut()
             start.elapsed()
         };
         let (x, y) = if i % 2 == 0 {
+            before();
             let x = run(&mut a);
             (x, run(&mut b))
         } else {
             let y = run(&mut b);
+            before();
             (run(&mut a), y)
         };
         ratios.push(x.as_secs_f64() / y.as_secs_f64());
@@ -109,6 +125,12 @@ fn paired(pairs: usize, idle: Duration, mut a: impl FnMut(), mut b: impl FnMut()
         b: median(ys),
         ratio: median_f(ratios),
     }
+}
+
+/// Creates a task and reaps it: the kernel's count of created tasks moves, so the next steady
+/// tick lists the root again (as on a host where something forks every interval).
+fn fork_one() {
+    let _ = Command::new("true").status();
 }
 
 fn ms(d: Duration) -> f64 {
@@ -226,7 +248,22 @@ fn compare(label: &str, root: &Path, pattern: &str, idle: Duration, kept: &ProcC
             floor_b(root, needle);
         },
     );
-    for (what, p) in [("first tick ", &first), ("steady tick", &steady)] {
+    let forking = paired_after(
+        PAIRS,
+        idle,
+        fork_one,
+        || {
+            kept.scan().expect("scan");
+        },
+        || {
+            floor_b(root, needle);
+        },
+    );
+    for (what, p) in [
+        ("first tick ", &first),
+        ("steady tick", &steady),
+        ("steady, a task created before each", &forking),
+    ] {
         println!(
             "  {what} {:8.2} ms {:5.2} us/process | floor (b) {:8.2} ms | ratio {:4.2}x ({PAIRS} pairs)",
             ms(p.a),
