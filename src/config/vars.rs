@@ -346,6 +346,6 @@ declare! {
         proc_group_by: GroupBy = GroupBy::Pgid, Check::OneOf(&["pgid", "pid"]),
             "`pgid`: one entity per process group; `pid`: one per process.";
         proc_rescan_ticks: u32 = 10, whole(1, 1000, "ticks"),
-            "A process already seen has its command line read again once per this many ticks, spread over them: a process that execs into a match is caught within this many ticks × `WATCHDOG_INTERVAL_S`. 1 reads every command line every tick.";
+            "A process already seen has its command line read again once per this many ticks, spread over them: a process that execs into a match is caught within this many ticks × `WATCHDOG_INTERVAL_S`. The process list is also taken again at least this often, even while no process is created. 1 reads every command line every tick.";
     }
 }
