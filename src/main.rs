@@ -148,19 +148,29 @@ fn init_logging(config: &Config) {
 const RUNTIME_SHUTDOWN: Duration = Duration::from_millis(200);
 
 fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| {
-            eprintln!("watchdog: cannot start the async runtime: {e}");
-            ExitCode::FAILURE
-        })
+    runtime_keeping(None)
+}
+
+/// The runtime, with idle blocking threads kept `keep_alive` (tokio's default: 10 s).
+fn runtime_keeping(keep_alive: Option<Duration>) -> Result<tokio::runtime::Runtime, ExitCode> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.worker_threads(2).enable_all();
+    if let Some(keep_alive) = keep_alive {
+        builder.thread_keep_alive(keep_alive);
+    }
+    builder.build().map_err(|e| {
+        eprintln!("watchdog: cannot start the async runtime: {e}");
+        ExitCode::FAILURE
+    })
 }
 
 fn run(settings: Settings) -> ExitCode {
     watchdog::runner::memory::one_arena();
-    let runtime = match runtime() {
+    // Each tick runs its collections and its commit on blocking threads. Kept from one tick to
+    // the next, they are made once: a thread made each tick would be a task the kernel counts,
+    // and the proc collector lists /proc again whenever that count moves.
+    let keep_alive = settings.runner.interval.saturating_mul(2);
+    let runtime = match runtime_keeping(Some(keep_alive)) {
         Ok(runtime) => runtime,
         Err(code) => return code,
     };
