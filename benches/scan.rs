@@ -543,9 +543,13 @@ fn daemon(ticks_s: u64, soak_s: u64) {
         ms(tick) / ms(once)
     );
     let (rss, hwm) = (vm(pid, "VmRSS:"), vm(pid, "VmHWM:"));
+    // Anonymous (heap, stacks) apart from file pages (mostly the binary's own code).
+    let (anon, file) = (vm(pid, "RssAnon:"), vm(pid, "RssFile:"));
     println!(
-        "daemon after {ticks_s} s at 1 s ticks: RSS {:.2} MiB, peak {:.2} MiB",
+        "daemon after {ticks_s} s at 1 s ticks: RSS {:.2} MiB (anon {:.2}, file {:.2}), peak {:.2} MiB",
         rss as f64 / 1024.0,
+        anon as f64 / 1024.0,
+        file as f64 / 1024.0,
         hwm as f64 / 1024.0
     );
     if soak_s > 0 {
