@@ -63,7 +63,13 @@ pub fn build(
         let config = ProcConfig {
             rescan_ticks: proc.rescan_ticks,
             containers,
-            keep_open: keep_open_budget(),
+            keep_open: match sampling {
+                Sampling::Interval => keep_open_budget(),
+                // `once` scans once: a file kept open would never be read again, and past 64,
+                // 256 and 512 open files the descriptor table grows, each time after an RCU
+                // grace period (about 10 ms here) in a process with threads.
+                Sampling::Wait(_) => 0,
+            },
             ..ProcConfig::with_system_units(
                 proc.root.clone(),
                 proc.patterns.clone(),

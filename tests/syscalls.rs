@@ -174,6 +174,59 @@ fn a_live_scan_never_opens_environ_or_status() {
     );
 }
 
+/// The descriptor numbers `watchdog once` got for files under `/proc/<pid>/`.
+fn proc_fds(vars: &[(&str, &str)]) -> Vec<u32> {
+    let trace = tempfile::NamedTempFile::new().unwrap();
+    let status = Command::new("strace")
+        .args(["-f", "-qq", "-e", "trace=openat", "-o"])
+        .arg(trace.path())
+        .arg(env!("CARGO_BIN_EXE_watchdog"))
+        .args(["once", "--json"])
+        .env_clear()
+        .envs(vars.iter().copied())
+        .stdout(Stdio::null())
+        .status()
+        .expect("strace is installed (apt-get install strace; .ci/run does)");
+    assert!(status.code().is_some(), "{status}");
+    let text = std::fs::read_to_string(trace.path()).unwrap();
+    text.lines()
+        .filter(|line| {
+            line.split('"')
+                .nth(1)
+                .and_then(|p| p.strip_prefix("/proc/"))
+                .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
+        })
+        .filter_map(|line| line.rsplit("= ").next()?.trim().parse().ok())
+        .collect()
+}
+
+#[test]
+fn once_keeps_no_file_open_from_one_read_to_the_next() {
+    // 100 matches of our own, so a scan that kept each match's stat open would hold over 100.
+    let children: Vec<std::process::Child> = (0..100)
+        .map(|_| {
+            Command::new("sleep")
+                .arg("60")
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let fds = proc_fds(&[
+        ("WATCHDOG_PROC_ENABLED", "true"),
+        ("WATCHDOG_PROC_PATTERNS", "re:."),
+    ]);
+    for mut child in children {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    assert!(fds.len() > 200, "the scan opened {} files", fds.len());
+    // Each file is closed before the next is opened, so the numbers stay low: the descriptor
+    // table never grows, and growing it costs a multi-threaded process an RCU grace period.
+    let highest = fds.iter().max().copied().unwrap_or(0);
+    assert!(highest < 64, "descriptor {highest} was in use");
+}
+
 /// What a scan may open under its root: the root itself, `uptime`, and a pid's dir, `cmdline`,
 /// `stat` and (for matches) `cgroup`.
 fn allowed_under_root(path: &str) -> bool {

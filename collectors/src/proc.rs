@@ -204,7 +204,9 @@ impl ProcCollector {
         let root = &self.config.root;
         let stable = self.trust_inodes || is_procfs(root);
         // Read before the listing: a task created after it moves the count for the next tick.
-        let created = stable
+        // Not on a collector's first tick, which `once` runs alone: the count would only be
+        // compared with the next one's.
+        let created = (stable && !identities.first_tick())
             .then(|| tasks_created(root, self.trust_inodes))
             .flatten();
         let (entries, fresh) = match identities.reuse_listing(created) {

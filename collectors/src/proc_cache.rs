@@ -97,6 +97,11 @@ impl Identities {
         }
     }
 
+    /// Whether the next [`Identities::begin`] starts the collector's first tick.
+    pub(crate) fn first_tick(&self) -> bool {
+        self.tick == 0
+    }
+
     /// The last listing, to stand for this tick's, when the kernel has created no task since it
     /// was taken (`tasks_created`, read now, is the count read before it; see
     /// [`crate::proc_root::tasks_created`]) and it was taken fewer than `rescan_ticks` ticks ago.

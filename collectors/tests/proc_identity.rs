@@ -312,29 +312,29 @@ fn the_listing_is_taken_again_when_a_task_was_created_and_at_least_once_per_resc
     set_tasks_created(&root, 100);
     // A tree on ext4, trusted as procfs would be: the bench's way to measure the cache.
     let watcher = collector(&root, "pytest", RESCAN).trusting_inodes();
+    // Tick 0 (all `once` runs) reads no count; tick 1 reads the first and lists the root.
     assert_eq!(pids(&watcher.scan().unwrap()), [] as [u32; 0], "tick 0");
+    assert_eq!(pids(&watcher.scan().unwrap()), [] as [u32; 0], "tick 1");
 
     // A new pid directory without a new task: the count says nothing was created, so the
-    // listing of tick 0 stands (a real kernel cannot do this; the tree can).
+    // listing of tick 1 stands (a real kernel cannot do this; the tree can).
     add_pid(&root, 50, 50, "python3\0-m\0pytest\0");
-    assert_eq!(
-        pids(&watcher.scan().unwrap()),
-        [] as [u32; 0],
-        "tick 1: listing kept"
-    );
+    let kept = pids(&watcher.scan().unwrap());
+    assert_eq!(kept, [] as [u32; 0], "tick 2: listing kept");
     set_tasks_created(&root, 101);
-    assert_eq!(
-        pids(&watcher.scan().unwrap()),
-        [50],
-        "tick 2: a task was created"
-    );
+    let created = pids(&watcher.scan().unwrap());
+    assert_eq!(created, [50], "tick 3: a task was created");
 
     // Without the count moving, the listing is still taken again within the rescan.
     add_pid(&root, 60, 60, "python3\0-m\0pytest\0");
-    let seen_at = (3..3 + u64::from(RESCAN))
+    let seen_at = (4..4 + u64::from(RESCAN))
         .find(|_| pids(&watcher.scan().unwrap()) == [50, 60])
         .expect("pid 60 listed within the rescan");
-    assert!(seen_at <= 2 + u64::from(RESCAN), "tick {seen_at}");
+    assert!(seen_at <= 3 + u64::from(RESCAN), "tick {seen_at}");
+    assert!(
+        seen_at > 4,
+        "tick {seen_at}: the listing of tick 3 was not kept at all"
+    );
 
     // A process gone under a kept listing is gone, not unreadable; so is a group leader that
     // left without being read.
