@@ -142,10 +142,7 @@ pub fn apply(
     reason: Reason,
     now: Unix,
 ) -> Option<Alert> {
-    let facts = match seen {
-        Seen::Active(facts) | Seen::Inactive(Some(facts)) => Some(facts),
-        _ => None,
-    };
+    let facts = facts_of(seen);
     match reason {
         Reason::First => {
             let known = EntityState {
@@ -162,10 +159,7 @@ pub fn apply(
         }
         Reason::Reminder | Reason::WithinCooldown => {
             let known = state.get_mut(kind, entity)?;
-            if let Some(facts) = facts {
-                known.facts = facts;
-            }
-            known.held = false;
+            refresh_facts(known, facts);
             if reason == Reason::Reminder {
                 known.last_notified = now;
                 return Some(alert(EventKind::Reminder, known, now, reason));
@@ -188,6 +182,27 @@ pub fn apply(
             None
         }
         Reason::Test => None,
+    }
+}
+
+/// An alerted entity seen again: its facts are this tick's, and it is no longer held.
+fn refresh_facts(known: &mut EntityState, facts: Option<Facts>) {
+    if let Some(facts) = facts {
+        known.facts = facts;
+    }
+    known.held = false;
+}
+
+/// [`refresh_facts`] with what was seen.
+fn refresh(known: &mut EntityState, seen: Seen) {
+    refresh_facts(known, facts_of(seen));
+}
+
+/// The facts a sighting carries: an active or an inactive signal's.
+fn facts_of(seen: Seen) -> Option<Facts> {
+    match seen {
+        Seen::Active(facts) | Seen::Inactive(Some(facts)) => Some(facts),
+        _ => None,
     }
 }
 
@@ -262,10 +277,17 @@ struct Tick<'r> {
 impl Tick<'_> {
     /// Classifies and applies one entity, and records what was decided.
     fn one(&mut self, kind: Kind, entity: &str, seen: Seen) {
-        let known = self.state.get(kind, entity);
-        let Some(reason) = classify(known, &seen, self.now, self.rules.cooldown_s(kind)) else {
+        let cooldown_s = self.rules.cooldown_s(kind);
+        let known = self.state.get_mut(kind, entity);
+        let Some(reason) = classify(known.as_deref(), &seen, self.now, cooldown_s) else {
             return;
         };
+        // A steady tick's every entity: refreshed where it was just found, not looked up again.
+        if let (Reason::WithinCooldown, Some(known)) = (reason, known) {
+            refresh(known, seen);
+            self.decisions.push((kind, entity.to_string(), reason));
+            return;
+        }
         if let Some(alert) = apply(&mut self.state, kind, entity, seen, reason, self.now) {
             self.alerts.push(alert);
         }
