@@ -310,31 +310,25 @@ fn read_file(path: &Path, buf: &mut Vec<u8>) -> io::Result<()> {
 
 /// [`read_file`]'s reading, of a file just opened.
 fn read_open(file: &mut File, buf: &mut Vec<u8>) -> io::Result<()> {
-    buf.clear();
-    let mut chunk = [0u8; 4096];
-    loop {
-        match file.read(&mut chunk) {
-            Ok(0) => return Ok(()),
-            Ok(n) => {
-                buf.extend_from_slice(&chunk[..n]);
-                if n < chunk.len() {
-                    return Ok(());
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
+    read_chunks(buf, |chunk, _| file.read(chunk))
 }
 
 /// Reads an open /proc file again from its start with `pread`, as [`read_open`] reads. A seq
 /// file (`stat`) makes its text anew for a read at offset 0, so this is what opening it again
 /// would give, without the path walk, the open and the close.
 fn reread(file: &File, buf: &mut Vec<u8>) -> io::Result<()> {
+    read_chunks(buf, |chunk, at| file.read_at(chunk, at))
+}
+
+/// Fills `buf` with `read(chunk, offset)` calls until one comes up short (see [`read_file`]).
+fn read_chunks(
+    buf: &mut Vec<u8>,
+    mut read: impl FnMut(&mut [u8], u64) -> io::Result<usize>,
+) -> io::Result<()> {
     buf.clear();
     let mut chunk = [0u8; 4096];
     loop {
-        match file.read_at(&mut chunk, buf.len() as u64) {
+        match read(&mut chunk, buf.len() as u64) {
             Ok(0) => return Ok(()),
             Ok(n) => {
                 buf.extend_from_slice(&chunk[..n]);
