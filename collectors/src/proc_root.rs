@@ -1,7 +1,8 @@
 //! Reading a /proc tree: the part both collectors share.
 //!
-//! Owns the reads under a root it is given: the root listing, `uptime`, `self`, and whole
-//! per-process files into one reused buffer, with what a failed read means (the process is gone,
+//! Owns the reads under a root it is given: the root listing, `uptime`, `self`, the kernel's
+//! count of created tasks (in `stat`), and whole per-process files into one reused buffer, by
+//! path or again from a `stat` kept open, with what a failed read means (the process is gone,
 //! the file is unreadable, or the tree hides processes). Also owns the pid-1 check that tells a
 //! tree which hides most processes from one that shows them. It parses nothing itself (see
 //! [`crate::parse`]), decides nothing about what matches, and never writes.
