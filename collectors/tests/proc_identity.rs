@@ -628,3 +628,53 @@ fn a_steady_tick_reads_the_matches_stat_from_open_files_and_opens_only_the_resca
         64,
     );
 }
+
+/// Python whose main thread waits for a line on stdin and then leaves with `pthread_exit`, while
+/// a second thread keeps the process running: `ps` shows such a process as `Zl`. Its leader is a
+/// zombie, so its `stat` says `Z` and its `cmdline` is empty, yet the process runs (and may be
+/// the stuck job an alert was sent for: a test runner whose main thread ended while a worker
+/// hangs).
+const LEADER_LEAVES: &str = "import ctypes, sys, threading\n\
+threading.Thread(target=threading.Event().wait).start()\n\
+sys.stdin.readline()\n\
+ctypes.CDLL(None).pthread_exit(None)\n";
+
+/// A live thread of `pid` other than its leader.
+fn live_threads(pid: u32) -> usize {
+    fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+                .filter(|&tid| tid != pid)
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_match_whose_main_thread_exited_while_others_run_is_still_seen() {
+    let marker = format!("pytest-zl-{}", std::process::id());
+    let watcher = keeping(Path::new("/proc"), &marker, 1000, 64);
+    let mut child = Reaped(
+        Command::new("python3")
+            .args(["-c", LEADER_LEAVES, &marker])
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("python3 runs"),
+    );
+    let pid = child.0.id();
+    wait_for("python's second thread", || live_threads(pid) == 1);
+    watcher.scan().unwrap();
+    assert_eq!(pids(&watcher.scan().unwrap()), [pid], "seen while whole");
+
+    child.0.stdin.as_mut().unwrap().write_all(b"\n").unwrap();
+    wait_for("the leader to be a zombie", || {
+        fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z "))
+    });
+    assert_eq!(live_threads(pid), 1, "the process still runs a thread");
+    let scan = watcher.scan().unwrap();
+    // A process that runs is not gone: missing from a successful scan, its alert recovers.
+    assert!(
+        pids(&scan).contains(&pid) || scan.unreadable.contains(&pid),
+        "pid {pid} runs a thread but the scan neither saw it nor held it: {scan:?}"
+    );
+}
