@@ -678,3 +678,157 @@ fn a_match_whose_main_thread_exited_while_others_run_is_still_seen() {
         "pid {pid} runs a thread but the scan neither saw it nor held it: {scan:?}"
     );
 }
+
+// --- a tree that starts hiding processes while a kept listing stands ---------------------------
+
+mod sys {
+    use std::ffi::{c_char, c_int, c_long, c_ulong, c_void, CString};
+    use std::path::Path;
+
+    extern "C" {
+        fn mount(
+            source: *const c_char,
+            target: *const c_char,
+            fstype: *const c_char,
+            flags: c_ulong,
+            data: *const c_void,
+        ) -> c_int;
+        fn umount2(target: *const c_char, flags: c_int) -> c_int;
+        fn syscall(number: c_long, ...) -> c_long;
+    }
+
+    const MS_REMOUNT: c_ulong = 32;
+    const MNT_DETACH: c_int = 2;
+    #[cfg(target_arch = "x86_64")]
+    const SYS: [c_long; 3] = [116, 119, 117]; // setgroups, setresgid, setresuid
+    #[cfg(target_arch = "aarch64")]
+    const SYS: [c_long; 3] = [159, 149, 147];
+
+    fn c(path: &Path) -> CString {
+        CString::new(path.as_os_str().as_encoded_bytes()).unwrap()
+    }
+
+    /// Mounts (or, with `remount`, remounts) a procfs instance at `at` with `options`. A libc
+    /// call, not `mount(8)`: a fork would move the count of created tasks.
+    pub fn proc(at: &Path, options: &str, remount: bool) -> bool {
+        let (at, options) = (c(at), CString::new(options).unwrap());
+        let flags = if remount { MS_REMOUNT } else { 0 };
+        unsafe {
+            mount(
+                c"proc".as_ptr(),
+                at.as_ptr(),
+                c"proc".as_ptr(),
+                flags,
+                options.as_ptr().cast(),
+            ) == 0
+        }
+    }
+
+    pub fn unmount(at: &Path) {
+        let at = c(at);
+        unsafe { umount2(at.as_ptr(), MNT_DETACH) };
+    }
+
+    /// Makes the calling thread alone `id` (uid, gid, no supplementary groups): the raw
+    /// syscalls, since glibc's wrappers would change every thread's. Group 0 would still see
+    /// hidden processes (`gid=` of procfs defaults to it).
+    pub fn thread_ids(id: u32) -> bool {
+        let [setgroups, setresgid, setresuid] = SYS;
+        unsafe {
+            syscall(setgroups, 0usize, std::ptr::null::<u32>()) == 0
+                && syscall(setresgid, id, id, id) == 0
+                && syscall(setresuid, id, id, id) == 0
+        }
+    }
+}
+
+/// Unmounts the procfs instance when dropped.
+struct Mounted(std::path::PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        sys::unmount(&self.0);
+    }
+}
+
+fn tasks_created(root: &Path) -> u64 {
+    let stat = fs::read_to_string(root.join("stat")).unwrap();
+    stat.lines()
+        .find_map(|l| l.strip_prefix("processes "))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// A procfs instance remounted with `hidepid=invisible` hides every other user's process from a
+/// collector that is not root: a fresh listing then lacks pid 1, and the scan fails as blind. A
+/// listing kept from before the remount still shows them all, and each one's files, opened by
+/// path, now read as gone: the match among them must not be reported gone (a recovery) while it
+/// runs. Needs root (to mount, and to run the collector's thread as `nobody`).
+#[test]
+fn a_tree_that_starts_hiding_processes_under_a_kept_listing_is_not_a_scan_that_saw_them_go() {
+    use std::sync::mpsc;
+    let marker = format!("pytest-hidden-{}", std::process::id());
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("proc");
+    fs::create_dir(&root).unwrap();
+    assert!(sys::proc(&root, "hidepid=0", false), "mount proc (needs root)");
+    let _mounted = Mounted(root.clone());
+    // Root's, so hidden from `nobody` once the tree hides processes.
+    let job = Reaped(
+        Command::new("sh")
+            .args(["-c", "read _", "sh", &marker])
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let pid = job.0.id();
+    wait_for("the shell", || {
+        cmdline(pid).ends_with(format!("{marker}\0").as_bytes())
+    });
+
+    // The collector's thread runs as nobody; it is made before any counted tick, since a thread
+    // is a task the kernel counts.
+    let (to_scanner, orders) = mpsc::channel::<()>();
+    let (results, from_scanner) = mpsc::channel();
+    let scanner_root = root.clone();
+    let scanner_marker = marker.clone();
+    let scanner = std::thread::spawn(move || {
+        assert!(sys::thread_ids(65534), "nobody's ids");
+        let watcher = keeping(&scanner_root, &scanner_marker, 1000, 0);
+        while orders.recv().is_ok() {
+            let scan = watcher.scan();
+            let summary = scan.map(|s| (pids(&s), s.unreadable.clone(), s.vanished));
+            results.send(format!("{summary:?}")).unwrap();
+        }
+    });
+    let mut scan = || {
+        to_scanner.send(()).unwrap();
+        from_scanner.recv().unwrap()
+    };
+    let seen = format!("Ok(([{pid}], [], 0))");
+    for attempt in 0..20 {
+        assert!(sys::proc(&root, "hidepid=0", true), "remount hidepid=0");
+        // Ticks 0 and 1 (the first listing after a count was read), then tick 2 hiding.
+        assert_eq!(scan(), seen, "tick 0");
+        let before = tasks_created(&root);
+        assert_eq!(scan(), seen, "tick 1");
+        assert!(sys::proc(&root, "hidepid=invisible", true), "remount hidepid=2");
+        let hidden = scan();
+        if tasks_created(&root) != before {
+            // Something on the host forked: the listing was taken again. Try again.
+            println!("attempt {attempt}: a task was created, inconclusive");
+            continue;
+        }
+        // Blind (no pid 1 listed), denied, or the match held: anything but "not there".
+        assert!(
+            !hidden.starts_with("Ok(([]"),
+            "the running match {pid} read as gone from a tree that only hid it: {hidden}"
+        );
+        drop(to_scanner);
+        scanner.join().unwrap();
+        return;
+    }
+    panic!("the host forked in every attempt");
+}
