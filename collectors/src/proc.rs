@@ -209,7 +209,13 @@ impl ProcCollector {
         let created = (stable && !identities.first_tick())
             .then(|| tasks_created(root, self.trust_inodes))
             .flatten();
-        let (entries, fresh) = match identities.reuse_listing(created) {
+        // A kept listing skips the pid-1 check of a fresh one: pid 1 still there is what says the
+        // tree has not begun to hide processes (a remount with `hidepid=invisible`), whose files
+        // would read as gone while they run.
+        let kept = identities
+            .reuse_listing(created)
+            .filter(|_| exists(root, 1));
+        let (entries, fresh) = match kept {
             Some(entries) => (entries, false),
             None => (list_entries_seeing_all(root)?, true),
         };

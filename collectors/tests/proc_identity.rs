@@ -773,7 +773,10 @@ fn a_tree_that_starts_hiding_processes_under_a_kept_listing_is_not_a_scan_that_s
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("proc");
     fs::create_dir(&root).unwrap();
-    assert!(sys::proc(&root, "hidepid=0", false), "mount proc (needs root)");
+    assert!(
+        sys::proc(&root, "hidepid=0", false),
+        "mount proc (needs root)"
+    );
     let _mounted = Mounted(root.clone());
     // Root's, so hidden from `nobody` once the tree hides processes.
     let job = Reaped(
@@ -814,7 +817,10 @@ fn a_tree_that_starts_hiding_processes_under_a_kept_listing_is_not_a_scan_that_s
         assert_eq!(scan(), seen, "tick 0");
         let before = tasks_created(&root);
         assert_eq!(scan(), seen, "tick 1");
-        assert!(sys::proc(&root, "hidepid=invisible", true), "remount hidepid=2");
+        assert!(
+            sys::proc(&root, "hidepid=invisible", true),
+            "remount hidepid=2"
+        );
         let hidden = scan();
         if tasks_created(&root) != before {
             // Something on the host forked: the listing was taken again. Try again.
