@@ -3,12 +3,15 @@
 //! Reads, under the root it is given and through [`crate::proc_root`]: the root listing (pids
 //! and their inode numbers; on procfs only when the kernel's count of created tasks, `processes`
 //! in the root's `stat`, moved since the last listing, or once per `rescan_ticks` ticks),
-//! `uptime`, `self` (a link, to skip the watchdog itself),
-//! `<pid>/cmdline` of every process it does not know yet, `<pid>/stat` only of processes whose
-//! command line matches and of their parents, and `<pid>/cgroup` once of each new match whose
-//! container is shown (which container it runs in: every match's, or with
-//! [`Containers::OldestOfEachGroup`] only the oldest's of each process group). Opening a /proc file is the whole cost of a scan, so it opens nothing
-//! else: never `environ`, never `status`. On procfs it remembers, per process instance, what it
+//! `uptime`, `self` (a link, to skip the watchdog itself), the presence of `1` (one `lstat`, while
+//! a kept listing stands) and of a group leader such a listing still shows, `<pid>/cmdline` of
+//! every process it does not know yet, `<pid>/stat` only of processes whose command line matches,
+//! of their parents and of processes whose command line is empty (a kernel thread, a zombie, or a
+//! zombie leader whose threads run, whose command line it reads through one of them from
+//! `<pid>/task/<tid>/cmdline`), and `<pid>/cgroup` once of each new match whose container is
+//! shown (which container it runs in: every match's, or with [`Containers::OldestOfEachGroup`]
+//! only the oldest's of each process group). Opening a /proc file is the whole cost of a scan,
+//! so it opens nothing else: never `environ`, never `status`. On procfs it remembers, per process instance, what it
 //! read (see [`crate::proc_cache`]) and re-reads each one's `cmdline` once per `rescan_ticks`
 //! ticks, spread over them; it keeps up to `keep_open` matches' `stat` open and reads them again
 //! with `pread`. On any other tree every scan reads every `cmdline`.
@@ -353,7 +356,7 @@ impl ProcCollector {
                 return self.read_new(reader, entry, None, pass, scan);
             }
             StatRead::Stat(stat) => {
-                let found = (!is_zombie_or_kernel_thread(&stat))
+                let found = (!runs_nothing(&stat))
                     .then(|| (*stat, known.cmdline.clone(), known.container.clone()));
                 pass.keep(entry, Some(known));
                 return Ok(found);
@@ -386,11 +389,16 @@ impl ProcCollector {
             }
             FileRead::Bytes(bytes) => (split_cmdline(bytes), cacheable(bytes)),
         };
-        // Kernel threads and zombies have an empty command line and never match.
-        if argv.is_empty() {
-            self.remember_if_it_runs_nothing(reader, entry, pass)?;
-            return Ok(None);
-        }
+        // Kernel threads and zombies have an empty command line and never match; a zombie
+        // leader whose other threads run has its command line read through one of them.
+        let (argv, whole) = if argv.is_empty() {
+            match self.read_empty(reader, entry, pass)? {
+                Some(read) => read,
+                None => return Ok(None),
+            }
+        } else {
+            (argv, whole)
+        };
         let joined = argv.join(" ");
         if !self.config.patterns.is_match(&joined) || self.config.exclude.is_match(&joined) {
             if whole {
@@ -410,7 +418,7 @@ impl ProcCollector {
             StatRead::Gone => scan.vanished += 1,
             StatRead::Failed => scan.unreadable.push(pid),
             // Their command line is empty on a real kernel; the stat says so for certain.
-            StatRead::Stat(stat) if is_zombie_or_kernel_thread(&stat) => {}
+            StatRead::Stat(stat) if runs_nothing(&stat) => {}
             StatRead::Stat(stat) => {
                 let cmdline = mask_cmdline(&argv);
                 if whole {
@@ -429,30 +437,36 @@ impl ProcCollector {
         Ok(None)
     }
 
-    /// An empty command line is never remembered, but a kernel thread or a zombie is, as a
-    /// non-match: its `stat` says what it is, and neither runs a program again. Since Linux 6.0
-    /// `kernel_execve()` refuses a kernel thread and `begin_new_exec()` no longer clears
-    /// `PF_KTHREAD`; on older kernels a usermode helper starts as one and `exec`s, and a zombie
-    /// leader whose other threads live takes the `exec` of one of them: the rescan reads both
-    /// again, as it catches any `exec`. Without this, each of a host's kernel threads (dozens to
-    /// thousands) and zombies costs a `cmdline` every tick. A process between the halves of an
-    /// `exec` is neither, so it is read again next tick. Not on a collector's first tick, which
-    /// `once` runs alone: there it would only add opens.
-    fn remember_if_it_runs_nothing(
+    /// A process whose command line read empty, by its `stat`:
+    /// - a zombie leader whose other threads still run (`ps` shows `Zl`: a test runner whose
+    ///   main thread ended while a worker hangs) runs its program: its command line is read
+    ///   through one of those threads and returned, to be matched as any other;
+    /// - a kernel thread or a zombie runs nothing, and is remembered as a non-match. An empty
+    ///   command line is never remembered, but what the `stat` says cannot change for the same
+    ///   instance: since Linux 6.0 `kernel_execve()` refuses a kernel thread and
+    ///   `begin_new_exec()` no longer clears `PF_KTHREAD`. On older kernels a usermode helper
+    ///   starts as one and `exec`s, and the rescan reads it again, as it catches any `exec`.
+    ///   Without this, each of a host's kernel threads (dozens to thousands) and zombies costs a
+    ///   `cmdline` every tick;
+    /// - anything else (a process between the halves of an `exec`) is read again next tick.
+    fn read_empty(
         &self,
         reader: &mut Reader<'_>,
         entry: PidEntry,
         pass: &mut Pass,
-    ) -> Result<(), CollectError> {
-        if !pass.remembers() || pass.first() {
-            return Ok(());
+    ) -> Result<Option<(Vec<String>, bool)>, CollectError> {
+        let StatRead::Stat(stat) = reader.read_stat(entry.pid)? else {
+            return Ok(None);
+        };
+        if leader_gone_threads_run(&stat) {
+            return Ok(reader
+                .thread_cmdline(entry.pid)?
+                .map(|raw| (split_cmdline(&raw), cacheable(&raw))));
         }
-        if let StatRead::Stat(stat) = reader.read_stat(entry.pid)? {
-            if is_zombie_or_kernel_thread(&stat) {
-                pass.keep(entry, None);
-            }
+        if runs_nothing(&stat) {
+            pass.keep(entry, None);
         }
-        Ok(())
+        Ok(None)
     }
 
     fn process_info(
@@ -512,9 +526,17 @@ fn parent_comm(reader: &mut Reader<'_>, ppid: u32) -> Result<Option<String>, Col
     })
 }
 
-/// A zombie (or dead) process runs nothing; a kernel thread is not work anyone started.
-fn is_zombie_or_kernel_thread(stat: &Stat) -> bool {
-    matches!(stat.state, 'Z' | 'X' | 'x') || stat.flags & PF_KTHREAD != 0
+/// A zombie (or dead) process runs nothing; a kernel thread is not work anyone started. A
+/// zombie leader whose other threads run is neither: see [`leader_gone_threads_run`].
+fn runs_nothing(stat: &Stat) -> bool {
+    (matches!(stat.state, 'Z' | 'X' | 'x') && !leader_gone_threads_run(stat))
+        || stat.flags & PF_KTHREAD != 0
+}
+
+/// The leader (the thread whose id is the pid) exited while other threads run: the kernel
+/// keeps it a zombie until the last of them ends, and counts it among the group's threads.
+fn leader_gone_threads_run(stat: &Stat) -> bool {
+    stat.state == 'Z' && stat.num_threads > 1
 }
 
 #[cfg(test)]
@@ -543,7 +565,7 @@ mod tests {
             std::thread::yield_now();
         }
         let collector = ProcCollector::new(ProcConfig {
-            // No rescan falls in the two ticks here.
+            // No rescan falls in the tick here.
             rescan_ticks: 1000,
             ..ProcConfig::with_system_units(
                 PathBuf::from("/proc"),
@@ -555,19 +577,11 @@ mod tests {
         let kthreadd = std::fs::read("/proc/2/cmdline").is_ok_and(|c| c.is_empty());
         collector.scan().unwrap();
         {
-            let ids = collector.identities.lock().unwrap();
-            assert!(
-                !ids.knows(zombie),
-                "the first tick opens no stat to learn it"
-            );
-            assert!(!(kthreadd && ids.knows(2)), "nor kthreadd's");
-            assert!(ids.knows(1), "init's command line is whole and kept");
-        }
-        collector.scan().unwrap();
-        {
+            // Its stat is read anyway, to tell a zombie leader whose threads run.
             let ids = collector.identities.lock().unwrap();
             assert!(ids.knows(zombie), "the zombie, by its stat");
             assert!(!kthreadd || ids.knows(2), "kthreadd, by its stat");
+            assert!(ids.knows(1), "init's command line is whole and kept");
         }
         child.wait().unwrap();
     }

@@ -224,17 +224,6 @@ pub(crate) struct Pass {
 }
 
 impl Pass {
-    /// Whether what this pass keeps is remembered at all (the root is procfs).
-    pub(crate) fn remembers(&self) -> bool {
-        self.stable
-    }
-
-    /// Whether this is the collector's first tick: the only one `once` ever runs, which has no
-    /// next tick to spend what it learns on.
-    pub(crate) fn first(&self) -> bool {
-        self.tick == 0
-    }
-
     /// What is known of `entry`; call once per listed pid, in ascending order. Identities of
     /// pids below it that were not listed have vanished and are dropped here.
     pub(crate) fn lookup(&mut self, entry: PidEntry) -> Lookup {

@@ -282,6 +282,28 @@ impl<'r> Reader<'r> {
         }
     }
 
+    /// The raw `cmdline` of `pid` read through one of its threads other than the leader
+    /// (`<root>/<pid>/task/<tid>/cmdline`; the threads share the program): for a leader that
+    /// exited while they run, whose own reads empty. `None` when no such thread gives one.
+    ///
+    /// # Errors
+    /// Permission denied.
+    pub(crate) fn thread_cmdline(&mut self, pid: u32) -> Result<Option<Vec<u8>>, CollectError> {
+        let task = self.root.join(pid.to_string()).join("task");
+        let Ok(threads) = std::fs::read_dir(&task) else {
+            return Ok(None);
+        };
+        let tids = threads.filter_map(|t| t.ok()?.file_name().to_str().and_then(parse_pid));
+        for tid in tids.filter(|&tid| tid != pid) {
+            if let Some(raw) = self.file(pid, &format!("task/{tid}/cmdline"))? {
+                if !raw.is_empty() {
+                    return Ok(Some(raw));
+                }
+            }
+        }
+        Ok(None)
+    }
+
     /// `<root>/<pid>/<file>`; `None` when it is gone or unreadable.
     ///
     /// # Errors

@@ -330,7 +330,6 @@ fn the_listing_is_taken_again_when_a_task_was_created_and_at_least_once_per_resc
     let seen_at = (4..4 + u64::from(RESCAN))
         .find(|_| pids(&watcher.scan().unwrap()) == [50, 60])
         .expect("pid 60 listed within the rescan");
-    assert!(seen_at <= 3 + u64::from(RESCAN), "tick {seen_at}");
     assert!(
         seen_at > 4,
         "tick {seen_at}: the listing of tick 3 was not kept at all"
@@ -655,7 +654,7 @@ fn a_match_whose_main_thread_exited_while_others_run_is_still_seen() {
     let marker = format!("pytest-zl-{}", std::process::id());
     let watcher = keeping(Path::new("/proc"), &marker, 1000, 64);
     let mut child = Reaped(
-        Command::new("python3")
+        Command::new("/usr/bin/python3")
             .args(["-c", LEADER_LEAVES, &marker])
             .stdin(Stdio::piped())
             .spawn()
@@ -807,7 +806,7 @@ fn a_tree_that_starts_hiding_processes_under_a_kept_listing_is_not_a_scan_that_s
             results.send(format!("{summary:?}")).unwrap();
         }
     });
-    let mut scan = || {
+    let scan = || {
         to_scanner.send(()).unwrap();
         from_scanner.recv().unwrap()
     };
