@@ -35,7 +35,7 @@ const KEEP_OPEN_MAX: usize = 1024;
 /// limit in force (which `run` raises to the hard limit before it builds the collectors; see
 /// `runner::fds`), at most [`KEEP_OPEN_MAX`]. The rest of the limit stays for the endpoint's
 /// connections, the store and the scans' own opens.
-fn keep_open_budget() -> usize {
+pub fn keep_open_budget() -> usize {
     let soft = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
     soft.map_or(KEEP_OPEN_MAX, |soft| {
         usize::try_from(soft / 4).map_or(KEEP_OPEN_MAX, |quarter| quarter.min(KEEP_OPEN_MAX))

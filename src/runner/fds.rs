@@ -40,13 +40,15 @@ pub fn raise_soft_limit() -> Option<u64> {
     }
 }
 
-/// The connection cap that leaves [`RESERVE`] descriptors free under `soft_limit`: the
-/// configured one, or lower (at least 1) when the limit is tight.
-pub fn connection_cap(configured: usize, soft_limit: Option<u64>) -> usize {
+/// The connection cap that leaves [`RESERVE`] descriptors, and the `kept` files the proc
+/// collector may hold open between ticks, free under `soft_limit`: the configured one, or lower
+/// (at least 1) when the limit is tight.
+pub fn connection_cap(configured: usize, soft_limit: Option<u64>, kept: usize) -> usize {
     let Some(soft) = soft_limit else {
         return configured;
     };
-    let room = soft.saturating_sub(RESERVE + 1).max(1);
+    let kept = u64::try_from(kept).unwrap_or(u64::MAX);
+    let room = soft.saturating_sub(RESERVE + 1).saturating_sub(kept).max(1);
     configured.min(usize::try_from(room).unwrap_or(usize::MAX))
 }
 
@@ -56,18 +58,25 @@ mod tests {
 
     #[test]
     fn the_cap_leaves_the_reserve_free_under_the_soft_limit() {
-        assert_eq!(connection_cap(64, Some(1024)), 64);
+        assert_eq!(connection_cap(64, Some(1024), 0), 64);
         assert_eq!(
-            connection_cap(4096, Some(1024)),
+            connection_cap(4096, Some(1024), 0),
             1024 - RESERVE as usize - 1
         );
-        assert_eq!(connection_cap(64, Some(RESERVE + 65)), 64);
-        assert_eq!(connection_cap(64, Some(RESERVE + 64)), 63);
+        assert_eq!(connection_cap(64, Some(RESERVE + 65), 0), 64);
+        assert_eq!(connection_cap(64, Some(RESERVE + 64), 0), 63);
         assert_eq!(
-            connection_cap(64, Some(10)),
+            connection_cap(64, Some(10), 0),
             1,
             "a tiny limit still serves one"
         );
-        assert_eq!(connection_cap(64, None), 64);
+        assert_eq!(connection_cap(64, None, 256), 64);
+        // The proc collector's kept stat files come out of the room as well.
+        assert_eq!(
+            connection_cap(4096, Some(1024), 256),
+            1024 - RESERVE as usize - 1 - 256
+        );
+        assert_eq!(connection_cap(64, Some(RESERVE + 65 + 256), 256), 64);
+        assert_eq!(connection_cap(64, Some(RESERVE + 64 + 256), 256), 63);
     }
 }

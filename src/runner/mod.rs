@@ -385,13 +385,20 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
     let soft_limit = fds::raise_soft_limit();
     let mut daemon = Daemon::new(settings, Clock::starting_now())?;
     let configured = daemon.settings.endpoint.max_conn;
-    let cap = fds::connection_cap(configured, soft_limit);
+    // The proc collector's budget of kept files, as it was built just now under the raised limit.
+    let kept = if daemon.settings.proc.is_some() {
+        collect::keep_open_budget()
+    } else {
+        0
+    };
+    let cap = fds::connection_cap(configured, soft_limit, kept);
     if daemon.listener.is_some() {
         tracing::info!(
             max_conn = cap,
             configured,
             soft_limit = ?soft_limit,
             reserve = fds::RESERVE,
+            kept_stat_files = kept,
             "connections capped so that the open-file limit keeps a reserve for collections"
         );
     }
